@@ -1,0 +1,1 @@
+"""shoptune.eval: the evaluation harness, reports and CI gates (issue 5)."""

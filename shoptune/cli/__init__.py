@@ -1,0 +1,1 @@
+"""The `shoptune` command line: one group per stage, assembled in `shoptune.cli.main`."""

@@ -1,0 +1,39 @@
+"""Options shared by every command that reads a config: `--config FILE` and repeated `--set key=value`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from shoptune.config import ShoptuneConfig, load_config
+from shoptune.core.paths import DEFAULT_CONFIG
+
+F = Callable[..., Any]
+
+
+def set_option(func: F) -> F:
+    return click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a config value, e.g. --set train.learning_rate=1e-4 (repeatable; wins over the file).",
+    )(func)
+
+
+def config_option(func: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help=f"YAML config (default: {DEFAULT_CONFIG.relative_to(DEFAULT_CONFIG.parents[1])}).",
+    )(func)
+
+
+def load_cli_config(config_path: Path | None, overrides: tuple[str, ...]) -> ShoptuneConfig:
+    """Load the given config (or the embedded default) with overrides; raises ConfigError listing all problems."""
+    return load_config(config_path if config_path is not None else DEFAULT_CONFIG, overrides)

@@ -1,0 +1,28 @@
+"""Typed, validated configuration: one frozen dataclass per stage, loaded from YAML + `--set` overrides.
+
+from shoptune.config import load_config
+cfg = load_config("configs/tiny-qwen.yaml", overrides=["train.learning_rate=1e-4"])
+"""
+
+from shoptune.config.loader import ConfigError, load_config, to_yaml, write_resolved_config
+from shoptune.config.schema import (
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    ServeConfig,
+    ShoptuneConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "EvalConfig",
+    "ModelConfig",
+    "ServeConfig",
+    "ShoptuneConfig",
+    "TrainConfig",
+    "load_config",
+    "to_yaml",
+    "write_resolved_config",
+]

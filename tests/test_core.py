@@ -1,0 +1,40 @@
+"""Atomic writes: a failure never leaves a half-written artefact or a stray temp file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shoptune.core.atomic import atomic_directory, atomic_write_json, atomic_write_text
+from shoptune.core.provenance import provenance
+
+
+def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "report.json"
+    atomic_write_json(target, {"n": 1, "名": "值"})
+    atomic_write_text(target, "second\n")
+    assert target.read_text() == "second\n"
+    assert [p.name for p in target.parent.iterdir()] == ["report.json"]
+
+
+def test_atomic_directory_keeps_the_old_copy_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    with atomic_directory(target) as staging:
+        (staging / "weights").write_text("v1")
+    with pytest.raises(RuntimeError), atomic_directory(target) as staging:
+        (staging / "weights").write_text("half")
+        raise RuntimeError("crash")
+    assert (target / "weights").read_text() == "v1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    with atomic_directory(target) as staging:
+        (staging / "weights").write_text("v2")
+    assert (target / "weights").read_text() == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_provenance_names_commit_and_versions() -> None:
+    record = provenance()
+    assert set(record) == {"git", "packages", "machine", "created_at"}
+    assert "torch" in record["packages"] and "transformers" in record["packages"]
+    assert record["machine"]["cpu_count"] >= 1
