@@ -9,15 +9,15 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from shoptune.core.paths import REPO_ROOT  # noqa: E402
-from shoptune.models import prepare_model  # noqa: E402
+from shoptune.core.paths import REPO_ROOT
+from shoptune.models import prepare_model
 
 SHOPTUNE_BIN = Path(sys.executable).with_name("shoptune")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-
 from conftest import run_shoptune
+
 from shoptune.cli.main import cli
 
 

@@ -8,6 +8,7 @@ import sys
 import shoptune.eval
 import shoptune.serve
 import shoptune.train
+
 from shoptune.core.paths import DATASETS_DIR, REPO_ROOT
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_shoptune
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from conftest import run_shoptune
 from shoptune.core.errors import BadInputError, EnvironmentProblem
 from shoptune.core.hashing import sha256_file
 from shoptune.models import MODEL_MANIFEST_NAME, prepare_model, resolve_model_dir
@@ -167,7 +167,9 @@ def test_failed_build_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.
 
     spec = registry_module.REGISTRY["tiny-qwen2.5"]
     monkeypatch.setitem(
-        registry_module.REGISTRY, "tiny-qwen2.5", registry_module.ModelSpec(**{**spec.__dict__, "builder": exploding_builder})
+        registry_module.REGISTRY,
+        "tiny-qwen2.5",
+        registry_module.ModelSpec(**{**spec.__dict__, "builder": exploding_builder}),
     )
     with pytest.raises(RuntimeError, match="disk full"):
         prepare_model("tiny-qwen2.5")
@@ -220,7 +222,7 @@ def test_resolve_model_dir_accepts_names_and_directories(tiny_qwen_dir: Path, tm
     assert resolve_model_dir(str(tiny_qwen_dir)) == tiny_qwen_dir
     with pytest.raises(BadInputError, match="neither a registry name"):
         resolve_model_dir("gpt-17")
-    with pytest.raises(BadInputError, match="config.json"):
+    with pytest.raises(BadInputError, match=r"config\.json"):
         resolve_model_dir(str(tmp_path))
 
 
