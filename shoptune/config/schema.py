@@ -78,8 +78,21 @@ class DataConfig(ConfigSection):
     max_tokens: int = 1024
     """Longest record (after the chat template) `data check --model` accepts."""
 
+    heldout_template_share: float = 0.2
+    """Share of each template pool reserved for the test split (never in train or val)."""
+
+    heldout_sku_share: float = 0.1
+    """Share of each category's SKUs reserved for the test split."""
+
+    test_heldout_share: float = 0.3
+    """Share of test records drawn from held-out templates and SKUs: they measure
+    generalisation; the rest measure the familiar distribution."""
+
     def check(self) -> list[tuple[str, str]]:
         problems = []
+        for name in ("heldout_template_share", "heldout_sku_share", "test_heldout_share"):
+            if not 0 <= getattr(self, name) < 1:
+                problems.append((name, f"must be in [0, 1), got {getattr(self, name)}"))
         for name in ("train_records", "val_records", "test_records"):
             if getattr(self, name) < 1:
                 problems.append((name, f"must be at least 1, got {getattr(self, name)}"))

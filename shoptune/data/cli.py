@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+
 import click
 
-from shoptune.core.errors import NotBuiltYet
+from shoptune.cli.console import say
+from shoptune.cli.options import config_option, load_cli_config, set_option
+from shoptune.config.schema import TASKS
+from shoptune.core.errors import EXIT_VERDICT_FAILED, BadInputError
+
+
+def _tokenizer(model: str):
+    from shoptune.models import resolve_model_dir
+    from shoptune.models.loading import load_tokenizer
+
+    return load_tokenizer(resolve_model_dir(model, log=say))
+
+
+def _tokenizer_for(config):
+    from shoptune.models import resolve_model_dir
+    from shoptune.models.loading import load_tokenizer
+
+    return load_tokenizer(resolve_model_dir(config.model.name, path_override=config.model.path, log=say))
 
 
 @click.group("data")
@@ -13,30 +34,150 @@ def data_group() -> None:
 
 
 @data_group.command("build")
-def build() -> None:
-    """Generate train/val/test splits from the shipped catalogue, schemas and policies."""
-    raise NotBuiltYet("data build", issue=3)
+@config_option
+@set_option
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="Default: the config's data.dir."
+)
+@click.option(
+    "--no-length-limit",
+    is_flag=True,
+    help="Skip loading the config's tokenizer to keep records within data.max_tokens.",
+)
+def build(config_path: Path | None, overrides: tuple[str, ...], out_dir: Path | None, no_length_limit: bool) -> None:
+    """Generate train/val/test splits from the shipped catalogue, schemas, style guide and policy.
+
+    Records longer than data.max_tokens under the config's model's chat template are redrawn,
+    so the corpus fits the model it is built for (the manifest records which).
+    """
+    from shoptune.config import write_resolved_config
+    from shoptune.data.build import TokenLimit, build_dataset
+    from shoptune.data.render import render_record
+
+    config = load_cli_config(config_path, overrides)
+    out_dir = out_dir or Path(config.data.dir)
+    started = time.perf_counter()
+    limit = None
+    if not no_length_limit:
+        tokenizer = _tokenizer_for(config)
+        limit = TokenLimit(
+            model=config.model.name,
+            max_tokens=config.data.max_tokens,
+            count=lambda messages: len(render_record(tokenizer, messages).input_ids),
+        )
+    manifest = build_dataset(config.data, out_dir, limit)
+    write_resolved_config(config, out_dir)
+    elapsed = time.perf_counter() - started
+    for split, counts in manifest["counts"].items():
+        tasks = ", ".join(f"{task} {n}" for task, n in counts["by_task"].items())
+        langs = ", ".join(f"{lang} {n}" for lang, n in counts["by_lang"].items())
+        click.echo(f"{split:5s} {counts['records']:6d} records  ({tasks}; {langs})")
+    hygiene = manifest["split_hygiene"]
+    click.echo(
+        f"test: {hygiene['test_heldout_template_share']:.0%} use held-out templates, "
+        f"{hygiene['test_heldout_sku_share']:.0%} held-out SKUs; user messages shared between splits: "
+        f"{sum(hygiene['user_messages_shared_between_splits'].values())}"
+    )
+    say(f"wrote {out_dir}/{{train,val,test}}.jsonl and manifest.json in {elapsed:.1f} s")
 
 
 @data_group.command("check")
-def check() -> None:
-    """Validate JSONL files record by record (FILE:LINE: message)."""
-    raise NotBuiltYet("data check", issue=3)
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@config_option
+@click.option("--model", default=None, help="Also check token lengths after this model's chat template.")
+@click.option("--max-tokens", type=click.IntRange(1), default=None, help="Token limit (default: data.max_tokens).")
+def check(files: tuple[Path, ...], config_path: Path | None, model: str | None, max_tokens: int | None) -> None:
+    """Validate JSONL files record by record: one `FILE:LINE: message` per problem; exit 1 if any."""
+    from shoptune.data import resources
+    from shoptune.data.check import CheckSummary, check_file
+    from shoptune.data.records import RecordValidator
+    from shoptune.data.render import render_record
+
+    count_tokens = None
+    if model is not None:
+        tokenizer = _tokenizer(model)
+        max_tokens = max_tokens or load_cli_config(config_path, ()).data.max_tokens
+
+        def count_tokens(messages):
+            return len(render_record(tokenizer, messages).input_ids)
+
+    validator = RecordValidator(resources.schemas())
+    summary = CheckSummary()
+    for path in files:
+        for problem in check_file(path, validator, count_tokens=count_tokens, max_tokens=max_tokens, summary=summary):
+            click.echo(str(problem))
+    say(
+        f"checked {summary.records} record(s) in {summary.files} file(s): "
+        f"{summary.valid_records} valid, {summary.problems} problem(s)"
+    )
+    if summary.problems:
+        raise SystemExit(EXIT_VERDICT_FAILED)
 
 
 @data_group.command("stats")
-def stats() -> None:
-    """Counts per task and language, token lengths, duplicates."""
-    raise NotBuiltYet("data stats", issue=3)
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--model", default=None, help="Report token lengths after this model's chat template.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def stats(file: Path, model: str | None, as_json: bool) -> None:
+    """Counts per task and language, turns, token lengths (min/median/p95/max), duplicates."""
+    from shoptune.data.reading import read_records
+    from shoptune.data.stats import corpus_stats
+
+    figures = corpus_stats(read_records(file), _tokenizer(model) if model else None)
+    if as_json:
+        click.echo(json.dumps(figures, ensure_ascii=False, indent=2))
+        return
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            click.echo(f"{key}: " + ", ".join(f"{k} {v}" for k, v in value.items()))
+        else:
+            click.echo(f"{key}: {value}")
 
 
 @data_group.command("show")
-def show() -> None:
-    """Print records through the chat template with the loss-bearing tokens marked."""
-    raise NotBuiltYet("data show", issue=3)
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--model", required=True, help="Render with this model's chat template.")
+@click.option("--n", "count", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--id", "record_id", default=None, help="Show the record with this id.")
+def show(file: Path, model: str, count: int, record_id: str | None) -> None:
+    """Print records as the model will see them; «…» marks the tokens that carry loss."""
+    from shoptune.data.reading import read_records
+    from shoptune.data.render import marked_text, render_record
+
+    records = read_records(file)
+    if record_id is not None:
+        records = [r for r in records if r["id"] == record_id]
+        if not records:
+            raise BadInputError(f"{file}: no record with id {record_id!r}")
+    tokenizer = _tokenizer(model)
+    for record in records[:count]:
+        rendered = render_record(tokenizer, record["messages"])
+        click.echo(
+            f"=== {record['id']} ({record['task']}, {record['lang']}): {len(rendered.input_ids)} tokens, "
+            f"{rendered.trainable_tokens} carry loss (marked «…»)"
+        )
+        click.echo(marked_text(rendered))
 
 
 @data_group.command("import")
-def import_() -> None:
-    """Convert ShareGPT, Alpaca or OpenAI-format files into shoptune records."""
-    raise NotBuiltYet("data import", issue=3)
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", required=True, type=click.Choice(["sharegpt", "alpaca", "openai"]))
+@click.option("--out", "out_file", required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--task", default="chat", show_default=True, type=click.Choice(TASKS), help="Task of the imported records."
+)
+def import_(source: Path, fmt: str, out_file: Path, task: str) -> None:
+    """Convert ShareGPT, Alpaca or OpenAI-chat files into shoptune records (skips are reported)."""
+    from shoptune.core.atomic import atomic_write_text
+    from shoptune.data.build import to_jsonl
+    from shoptune.data.importers import import_file
+
+    if task == "extract":
+        raise BadInputError("--task extract needs a schema per record; import as another task or write records by hand")
+    result = import_file(source, fmt, task=task, id_prefix=source.stem)
+    for line in result.skipped:
+        click.echo(line, err=True)
+    if not result.records:
+        raise BadInputError(f"{source}: nothing could be converted from {fmt}; {out_file} not written")
+    atomic_write_text(out_file, to_jsonl(result.records))
+    say(f"wrote {len(result.records)} record(s) to {out_file}; skipped {len(result.skipped)}")

@@ -1,0 +1,238 @@
+"""`shoptune data build`: generate train/val/test splits and their manifest, deterministically.
+
+    shoptune data build --out runs/data/demo
+    shoptune data build --config configs/tiny-qwen.yaml --set data.seed=3 --out /tmp/data
+
+Same config and seed -> byte-identical files. Split hygiene: no user message (normalised)
+appears in two splits, and part of the test split uses templates and SKUs reserved for it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from shoptune.config.schema import DataConfig
+from shoptune.core.atomic import atomic_write_json, atomic_write_text
+from shoptune.core.hashing import sha256_bytes
+from shoptune.data import resources
+from shoptune.data.records import RecordValidator
+from shoptune.data.tasks.chat import chat_record
+from shoptune.data.tasks.context import Redraw, TaskContext, heldout_subset, normalise_message
+from shoptune.data.tasks.extract import extract_record
+from shoptune.data.tasks.faq import faq_record, question_pool
+from shoptune.data.tasks.recommend import recommend_record
+from shoptune.data.tasks.refusal import refusal_record
+
+GENERATOR_VERSION = "1.0"
+SPLITS = ("train", "val", "test")
+MAX_DRAWS = 400
+"""Draws per record before giving up (only reachable with a config asking for more distinct
+records than the templates can make)."""
+
+TASK_BUILDERS: dict[str, Callable[[TaskContext], dict[str, Any]]] = {
+    "extract": extract_record,
+    "recommend": recommend_record,
+    "faq": faq_record,
+    "chat": chat_record,
+    "refusal": refusal_record,
+}
+
+
+@dataclass(frozen=True)
+class TokenLimit:
+    """Records longer than `max_tokens` under `model`'s chat template are redrawn, so the corpus
+    fits the model the config trains (`data check --model` applies the same limit)."""
+
+    model: str
+    max_tokens: int
+    count: Callable[[list[dict[str, str]]], int]
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    templates: frozenset[str]
+    skus: frozenset[str]
+
+
+def held_out(config: DataConfig) -> HeldOut:
+    """The templates and SKUs reserved for the test split, chosen per pool by content hash."""
+    pools: list[list[str]] = []
+    product_query = resources.templates("product_query")
+    pools += [[t["id"] for t in product_query[lang]] for lang in product_query]
+    order_request = resources.templates("order_request")
+    pools += [
+        [t["id"] for t in order_request[lang][intent]] for lang in order_request for intent in order_request[lang]
+    ]
+    faq = resources.templates("faq")
+    pools += [[t["id"] for t in faq[lang]] for lang in faq]
+    pools += [[q["id"] for q in question_pool(topic, lang)] for topic in resources.policy() for lang in ("zh", "en")]
+    refusal = resources.templates("refusal")["kinds"]
+    pools += [[t["id"] for t in refusal[kind][lang]] for kind in refusal for lang in refusal[kind]]
+    templates = frozenset().union(*(heldout_subset(pool, config.heldout_template_share) for pool in pools))
+    by_noun: dict[str, list[str]] = {}
+    for product in resources.catalogue():
+        by_noun.setdefault(product.noun_zh, []).append(product.sku)
+    skus = frozenset().union(*(heldout_subset(pool, config.heldout_sku_share) for pool in by_noun.values()))
+    return HeldOut(templates, skus)
+
+
+def allocate(total: int, weights: dict[str, float]) -> dict[str, int]:
+    """Split `total` records over tasks by weight (largest remainder, ties by task name)."""
+    weight_sum = sum(weights.values())
+    exact = {task: total * weight / weight_sum for task, weight in weights.items()}
+    counts = {task: int(value) for task, value in exact.items()}
+    leftovers = sorted(exact, key=lambda task: (-(exact[task] - counts[task]), task))
+    for task in leftovers[: total - sum(counts.values())]:
+        counts[task] += 1
+    return counts
+
+
+def _user_messages(record: dict[str, Any]) -> list[str]:
+    return [normalise_message(m["content"]) for m in record["messages"] if m["role"] == "user"]
+
+
+def generate_split(
+    split: str,
+    count: int,
+    config: DataConfig,
+    held: HeldOut,
+    seen_elsewhere: set[str],
+    validator: RecordValidator,
+    limit: TokenLimit | None = None,
+) -> list[dict[str, Any]]:
+    rng = random.Random(f"shoptune-data:{config.seed}:{split}")
+    plan: list[tuple[str, str]] = []
+    for task, task_count in allocate(count, config.task_mix).items():
+        plan += [(task, config.languages[i % len(config.languages)]) for i in range(task_count)]
+    rng.shuffle(plan)
+    records: list[dict[str, Any]] = []
+    openings: set[str] = set()
+    for index, (task, lang) in enumerate(plan):
+        record = _draw(rng, split, task, lang, config, held, seen_elsewhere, openings, limit)
+        record["id"] = f"{split}-{index:05d}"
+        record = {key: record[key] for key in ("id", "task", "lang", "schema", "messages", "meta") if key in record}
+        problems = validator.problems(record)
+        if problems:
+            raise AssertionError(f"generator bug, invalid {task} record: {problems}")
+        openings.add(_user_messages(record)[0])
+        records.append(record)
+    return records
+
+
+def _draw(
+    rng: random.Random,
+    split: str,
+    task: str,
+    lang: str,
+    config: DataConfig,
+    held: HeldOut,
+    seen_elsewhere: set[str],
+    openings: set[str],
+    limit: TokenLimit | None,
+) -> dict[str, Any]:
+    for attempt in range(MAX_DRAWS):
+        heldout = split == "test" and rng.random() < config.test_heldout_share
+        ctx = TaskContext(rng, lang, split, config.system_prompt, heldout, held.templates, held.skus)
+        try:
+            draft = TASK_BUILDERS[task](ctx)
+        except Redraw:
+            continue
+        users = _user_messages(draft)
+        if any(user in seen_elsewhere for user in users):
+            continue  # would leak a user message across splits
+        if users[0] in openings and attempt < MAX_DRAWS // 2:
+            continue  # prefer variety inside a split; accept a repeat only when templates run dry
+        if limit is not None and limit.count(draft["messages"]) > limit.max_tokens:
+            continue
+        meta = {
+            "templates": ctx.used_templates,
+            "skus": ctx.used_skus,
+            "heldout_templates": any(t in held.templates for t in ctx.used_templates),
+            "heldout_skus": any(s in held.skus for s in ctx.used_skus),
+            **draft.get("meta_extra", {}),
+        }
+        record = {"task": draft["task"], "lang": lang, "messages": draft["messages"], "meta": meta}
+        if "schema" in draft:
+            record["schema"] = draft["schema"]
+        return record
+    raise RuntimeError(f"could not draw a distinct {task}/{lang} record for {split} after {MAX_DRAWS} tries")
+
+
+def to_jsonl(records: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
+def build_splits(config: DataConfig, limit: TokenLimit | None = None) -> dict[str, list[dict[str, Any]]]:
+    held = held_out(config)
+    validator = RecordValidator(resources.schemas())
+    splits: dict[str, list[dict[str, Any]]] = {}
+    seen: dict[str, set[str]] = {}
+    for split in SPLITS:
+        others = set().union(*seen.values()) if seen else set()
+        count = getattr(config, f"{split}_records")
+        splits[split] = generate_split(split, count, config, held, others, validator, limit)
+        seen[split] = {user for record in splits[split] for user in _user_messages(record)}
+    return splits
+
+
+def hygiene_report(splits: dict[str, list[dict[str, Any]]], held: HeldOut) -> dict[str, Any]:
+    """Measured, not assumed: overlaps between splits and how much of test is held out."""
+    users = {split: {u for r in records for u in _user_messages(r)} for split, records in splits.items()}
+    overlaps = {f"{a}/{b}": len(users[a] & users[b]) for i, a in enumerate(SPLITS) for b in SPLITS[i + 1 :]}
+    test = splits["test"]
+    with_templates = sum(r["meta"]["heldout_templates"] for r in test)
+    with_skus = sum(r["meta"]["heldout_skus"] for r in test)
+    leaked = sum(
+        r["meta"]["heldout_templates"] or r["meta"]["heldout_skus"] for split in ("train", "val") for r in splits[split]
+    )
+    return {
+        "user_messages_shared_between_splits": overlaps,
+        "heldout_templates": len(held.templates),
+        "heldout_skus": len(held.skus),
+        "test_records": len(test),
+        "test_records_with_heldout_templates": with_templates,
+        "test_records_with_heldout_skus": with_skus,
+        "test_heldout_template_share": round(with_templates / len(test), 4) if test else 0.0,
+        "test_heldout_sku_share": round(with_skus / len(test), 4) if test else 0.0,
+        "train_val_records_using_heldout_items": leaked,
+    }
+
+
+def split_counts(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "records": len(records),
+        "by_task": dict(sorted(Counter(r["task"] for r in records).items())),
+        "by_lang": dict(sorted(Counter(r["lang"] for r in records).items())),
+        "by_schema": dict(sorted(Counter(r["schema"] for r in records if "schema" in r).items())),
+        "turns": dict(sorted(Counter(sum(m["role"] == "user" for m in r["messages"]) for r in records).items())),
+    }
+
+
+def build_dataset(config: DataConfig, out_dir: Path, limit: TokenLimit | None = None) -> dict[str, Any]:
+    """Write train/val/test.jsonl and manifest.json into `out_dir`; return the manifest."""
+    splits = build_splits(config, limit)
+    held = held_out(config)
+    files: dict[str, Any] = {}
+    for split, records in splits.items():
+        text = to_jsonl(records)
+        atomic_write_text(out_dir / f"{split}.jsonl", text)
+        files[f"{split}.jsonl"] = {"sha256": sha256_bytes(text.encode("utf-8")), "records": len(records)}
+    manifest = {
+        "generator": "shoptune.data.build",
+        "generator_version": GENERATOR_VERSION,
+        "seed": config.seed,
+        "data_config": asdict(config),
+        "sources": resources.source_hashes(),
+        "token_limit": {"model": limit.model, "max_tokens": limit.max_tokens} if limit else None,
+        "files": files,
+        "counts": {split: split_counts(records) for split, records in splits.items()},
+        "split_hygiene": hygiene_report(splits, held),
+    }
+    atomic_write_json(out_dir / "manifest.json", manifest)
+    return manifest

@@ -1,0 +1,160 @@
+"""`shoptune data import --format sharegpt|alpaca|openai IN --out OUT`: bring other corpora in.
+
+A source record that cannot be converted (unknown roles, tool calls, empty turns, images) is
+skipped and reported with its line; what is written always passes `data check`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shoptune.data import resources
+from shoptune.data.check import iter_lines, parse_json_line
+from shoptune.data.prompts import detect_language
+from shoptune.data.records import RecordValidator
+
+FORMATS = ("sharegpt", "alpaca", "openai")
+SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
+
+
+class Unconvertible(ValueError):
+    pass
+
+
+@dataclass
+class ImportResult:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """`IN:LINE: reason` for each source record not converted."""
+
+
+def _text(value: Any, where: str) -> str:
+    """Content as a string; OpenAI-style lists of parts keep their text parts only if all are text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in value):
+        return "".join(str(p.get("text", "")) for p in value)
+    raise Unconvertible(f"{where}: content is not text ({type(value).__name__})")
+
+
+def from_sharegpt(source: Any) -> list[dict[str, str]]:
+    if not isinstance(source, dict) or not isinstance(source.get("conversations"), list):
+        raise Unconvertible("expected an object with a `conversations` list")
+    messages = []
+    if isinstance(source.get("system"), str) and source["system"].strip():
+        messages.append({"role": "system", "content": source["system"]})
+    for index, turn in enumerate(source["conversations"]):
+        if not isinstance(turn, dict) or turn.get("from") not in SHAREGPT_ROLES:
+            raise Unconvertible(
+                f"conversations[{index}]: unknown speaker {turn.get('from') if isinstance(turn, dict) else turn!r}"
+            )
+        messages.append(
+            {"role": SHAREGPT_ROLES[turn["from"]], "content": _text(turn.get("value"), f"conversations[{index}]")}
+        )
+    return messages
+
+
+def from_alpaca(source: Any) -> list[dict[str, str]]:
+    if (
+        not isinstance(source, dict)
+        or not isinstance(source.get("instruction"), str)
+        or not isinstance(source.get("output"), str)
+    ):
+        raise Unconvertible("expected an object with string `instruction` and `output`")
+    prompt = source["instruction"]
+    if isinstance(source.get("input"), str) and source["input"].strip():
+        prompt = f"{prompt}\n\n{source['input']}"
+    messages = []
+    if isinstance(source.get("system"), str) and source["system"].strip():
+        messages.append({"role": "system", "content": source["system"]})
+    return [*messages, {"role": "user", "content": prompt}, {"role": "assistant", "content": source["output"]}]
+
+
+def from_openai(source: Any) -> list[dict[str, str]]:
+    if not isinstance(source, dict) or not isinstance(source.get("messages"), list):
+        raise Unconvertible("expected an object with a `messages` list")
+    messages = []
+    for index, message in enumerate(source["messages"]):
+        if not isinstance(message, dict):
+            raise Unconvertible(f"messages[{index}]: not an object")
+        role = message.get("role")
+        if role == "developer":
+            role = "system"
+        if role not in ("system", "user", "assistant") or message.get("tool_calls") or message.get("function_call"):
+            raise Unconvertible(f"messages[{index}]: role {role!r} or tool calls cannot be converted")
+        messages.append({"role": role, "content": _text(message.get("content"), f"messages[{index}]")})
+    return messages
+
+
+CONVERTERS: dict[str, Callable[[Any], list[dict[str, str]]]] = {
+    "sharegpt": from_sharegpt,
+    "alpaca": from_alpaca,
+    "openai": from_openai,
+}
+
+
+def import_file(path: Path, fmt: str, *, task: str, id_prefix: str) -> ImportResult:
+    """Convert every line of `path`; a JSON array file (common for Alpaca/ShareGPT) is accepted too."""
+    validator = RecordValidator(resources.schemas())
+    result = ImportResult()
+    for number, source, problem in _sources(path):
+        where = f"{path}:{number}" if number else str(path)
+        if problem:
+            result.skipped.append(f"{where}: {problem}")
+            continue
+        try:
+            messages = CONVERTERS[fmt](source)
+        except Unconvertible as exc:
+            result.skipped.append(f"{where}: skipped: {exc}")
+            continue
+        identifier = source.get("id") if isinstance(source.get("id"), str) and source["id"].strip() else None
+        text = " ".join(m["content"] for m in messages if m["role"] == "user")
+        record = {
+            "id": identifier or f"{id_prefix}-{number:06d}",
+            "task": task,
+            "lang": detect_language(text),
+            "messages": messages,
+            "meta": {"source": str(path), "source_line": number, "format": fmt},
+        }
+        problems = validator.problems(record)
+        if problems:
+            result.skipped.append(f"{where}: skipped: {'; '.join(problems)}")
+            continue
+        result.records.append(record)
+    seen: set[str] = set()
+    for record in result.records:
+        if record["id"] in seen:
+            record["id"] = f"{record['id']}-line{record['meta']['source_line']}"
+        seen.add(record["id"])
+    return result
+
+
+def _sources(path: Path):
+    """(line, parsed object, problem) per source record; a whole-file JSON array counts as one list."""
+    lines = list(iter_lines(path))
+    if lines and lines[0][2] is not None:
+        yield 0, None, lines[0][2]
+        return
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    if data.lstrip().startswith(b"["):
+        parsed, error = parse_json_line(data.decode("utf-8", errors="replace"))
+        if error or not isinstance(parsed, list):
+            yield 0, None, error or "expected a JSON array"
+            return
+        for index, item in enumerate(parsed, start=1):
+            yield index, item, None
+        return
+    for number, raw, _ in lines:
+        assert raw is not None
+        try:
+            text = raw.removeprefix(b"\xef\xbb\xbf").removesuffix(b"\r").decode("utf-8")
+        except UnicodeDecodeError:
+            yield number, None, "not valid UTF-8"
+            continue
+        if not text.strip():
+            continue
+        parsed, error = parse_json_line(text)
+        yield number, parsed, error

@@ -1,0 +1,108 @@
+"""How conversations are put in front of the model: system messages, catalogue and policy context.
+
+Training data and the storefront build prompts with these same functions, so the served model
+sees exactly the layout it was tuned on (the chat template then renders both identically).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from shoptune.data.resources import PolicyTopic, Product
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def detect_language(text: str) -> str:
+    """ "zh" when the text contains any CJK ideograph, else "en" (the shop's two languages)."""
+    return "zh" if _CJK.search(text) else "en"
+
+
+def format_price(price: float) -> str:
+    """Catalogue prices as quoted in answers: 1999.0 -> "1999", 89.9 -> "89.9"."""
+    return f"{price:.2f}".rstrip("0").rstrip(".")
+
+
+def catalogue_context(products: Sequence[Product], lang: str) -> str:
+    """The product list injected into the system message for recommendations."""
+    if lang == "zh":
+        lines = ["商品目录（只能推荐以下商品，价格以此为准）："]
+        for p in products:
+            colours = "、".join(p.colour_names("zh")) or "无"
+            stock = f"库存{p.stock}" if p.in_stock else "缺货"
+            lines.append(
+                f"- {p.sku} {p.name_zh} | ¥{format_price(p.price)} | 颜色：{colours} | "
+                f"规格：{'、'.join(p.sizes)} | {stock}"
+            )
+    else:
+        lines = ["Catalogue (recommend only these products; prices as listed):"]
+        for p in products:
+            colours = ", ".join(p.colour_names("en")) or "n/a"
+            stock = f"stock {p.stock}" if p.in_stock else "out of stock"
+            lines.append(
+                f"- {p.sku} {p.name_en} | ¥{format_price(p.price)} | colours: {colours} | "
+                f"sizes: {', '.join(p.sizes)} | {stock}"
+            )
+    return "\n".join(lines)
+
+
+def policy_context(topics: Sequence[PolicyTopic], lang: str) -> str:
+    header = "店铺政策：" if lang == "zh" else "Store policy:"
+    return "\n".join(
+        [
+            header,
+            *(
+                f"【{t.title[lang]}】{t.text[lang]}" if lang == "zh" else f"[{t.title[lang]}] {t.text[lang]}"
+                for t in topics
+            ),
+        ]
+    )
+
+
+def system_message(system_prompt: str, *context_blocks: str) -> dict[str, str]:
+    """The system prompt followed by any context blocks, separated by blank lines."""
+    content = "\n\n".join([system_prompt, *(block for block in context_blocks if block)])
+    return {"role": "system", "content": content}
+
+
+def extraction_system_prompt(schema_name: str, schema: dict[str, Any]) -> str:
+    """Instructions for a JSON extraction turn: the schema's keys, types and conventions."""
+    return (
+        "Extract the shopper's message as JSON for YouXuan Mall's order system. "
+        "Reply with one JSON object and nothing else.\n"
+        f"Schema {schema_name}: {schema_outline(schema)}\n"
+        f"{schema.get('description', '')}"
+    ).strip()
+
+
+def schema_outline(schema: dict[str, Any]) -> str:
+    """A one-line, token-cheap rendering of an object schema: {"key": type, ...}."""
+    parts = []
+    for key, spec in schema.get("properties", {}).items():
+        parts.append(f'"{key}": {_type_outline(spec)}')
+    return "{" + ", ".join(parts) + "}"
+
+
+def _type_outline(spec: dict[str, Any]) -> str:
+    if "enum" in spec:
+        return "|".join(json.dumps(value, ensure_ascii=False) for value in spec["enum"])
+    if "anyOf" in spec:
+        return "|".join(_type_outline(option) for option in spec["anyOf"])
+    kind = spec.get("type")
+    if isinstance(kind, list):
+        return "|".join(kind)
+    if kind == "array":
+        item = _type_outline(spec.get("items", {}))
+        count = spec.get("minItems")
+        if count is not None and count == spec.get("maxItems"):
+            return "[" + ", ".join([item] * count) + "]"
+        return f"[{item}, ...]"
+    return str(kind)
+
+
+def json_answer(value: dict[str, Any]) -> str:
+    """The exact text of an extraction answer: compact-but-spaced JSON, non-ASCII kept."""
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,34 @@
+"""Read a corpus file that must be valid (for stats, show, training, evaluation).
+
+Invalid files are refused with the same `FILE:LINE: message` lines `data check` prints,
+so a user never trains or evaluates on records nobody validated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from shoptune.core.errors import BadInputError
+from shoptune.data import resources
+from shoptune.data.check import check_file, iter_lines, parse_json_line
+from shoptune.data.records import RecordValidator
+
+SHOWN_PROBLEMS = 20
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """All records of a valid JSONL corpus; BadInputError listing the problems otherwise."""
+    problems = [str(p) for p in check_file(Path(path), RecordValidator(resources.schemas()))]
+    if problems:
+        shown = "\n".join(f"  {p}" for p in problems[:SHOWN_PROBLEMS])
+        more = f"\n  ... and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
+        raise BadInputError(
+            f"{path} has {len(problems)} problem(s); fix them first (`shoptune data check {path}`):\n{shown}{more}"
+        )
+    records = []
+    for _, raw, _ in iter_lines(Path(path)):
+        assert raw is not None
+        record, _ = parse_json_line(raw.removeprefix(b"\xef\xbb\xbf").removesuffix(b"\r").decode("utf-8"))
+        records.append(record)
+    return records

@@ -1,0 +1,1 @@
+"""One generator per task (extract, recommend, faq, chat, refusal), sharing `TaskContext`."""
