@@ -314,6 +314,18 @@ CATEGORIES = {
     },
 }
 
+SKU_PREFIX = {
+    "phone": "PHN",
+    "laptop": "LAP",
+    "apparel": "APR",
+    "shoes": "SHO",
+    "appliance": "APL",
+    "beauty": "BEA",
+    "food": "FOD",
+    "home": "HOM",
+    "audio": "AUD",
+}
+
 SERIES = ["", " Pro", " Plus", " Max", " Lite", " SE", " Air", " 2", " 3", " Neo"]
 
 
@@ -361,7 +373,7 @@ def build() -> list[dict]:
             made += 1
             products.append(
                 {
-                    "sku": f"{category[:3].upper()}-{made:04d}",
+                    "sku": f"{SKU_PREFIX[category]}-{made:04d}",
                     "category": category,
                     "category_zh": spec["zh"],
                     "category_en": spec["en"],
@@ -383,6 +395,7 @@ def build() -> list[dict]:
 
 def main() -> None:
     products = build()
+    assert len({p["sku"] for p in products}) == len(products), "SKUs must be unique"
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with open(OUT, "w", encoding="utf-8") as handle:
         for product in products:

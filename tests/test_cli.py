@@ -42,11 +42,6 @@ def test_every_command_has_help(command: tuple[str, ...]) -> None:
 
 
 NOT_BUILT = [
-    (("data", "build"), 3),
-    (("data", "check"), 3),
-    (("data", "stats"), 3),
-    (("data", "show"), 3),
-    (("data", "import"), 3),
     (("train", "configs/tiny-qwen.yaml"), 4),
     (("merge", "runs/x", "--out", "runs/y"), 4),
     (("eval", "run"), 5),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-status_console = Console(stderr=True, highlight=False)
+status_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def say(message: str) -> None:

@@ -26,26 +26,42 @@ def format_price(price: float) -> str:
     return f"{price:.2f}".rstrip("0").rstrip(".")
 
 
+_CATALOGUE_LAYOUT = {
+    "zh": {
+        "header": "商品目录（只能推荐以下商品，价格以此为准）：",
+        "line": "- {sku} {name} | ¥{price} | 颜色：{colours} | 规格：{sizes} | {stock}",
+        "separator": "、",
+        "no_colour": "无",
+        "in_stock": "库存{count}",
+        "out_of_stock": "缺货",
+    },
+    "en": {
+        "header": "Catalogue (recommend only these products; prices as listed):",
+        "line": "- {sku} {name} | ¥{price} | colours: {colours} | sizes: {sizes} | {stock}",
+        "separator": ", ",
+        "no_colour": "n/a",
+        "in_stock": "stock {count}",
+        "out_of_stock": "out of stock",
+    },
+}
+
+
 def catalogue_context(products: Sequence[Product], lang: str) -> str:
     """The product list injected into the system message for recommendations."""
-    if lang == "zh":
-        lines = ["商品目录（只能推荐以下商品，价格以此为准）："]
-        for p in products:
-            colours = "、".join(p.colour_names("zh")) or "无"
-            stock = f"库存{p.stock}" if p.in_stock else "缺货"
-            lines.append(
-                f"- {p.sku} {p.name_zh} | ¥{format_price(p.price)} | 颜色：{colours} | "
-                f"规格：{'、'.join(p.sizes)} | {stock}"
+    layout = _CATALOGUE_LAYOUT[lang]
+    lines = [layout["header"]]
+    for product in products:
+        stock = layout["in_stock"].format(count=product.stock) if product.in_stock else layout["out_of_stock"]
+        lines.append(
+            layout["line"].format(
+                sku=product.sku,
+                name=product.name(lang),
+                price=format_price(product.price),
+                colours=layout["separator"].join(product.colour_names(lang)) or layout["no_colour"],
+                sizes=layout["separator"].join(product.sizes),
+                stock=stock,
             )
-    else:
-        lines = ["Catalogue (recommend only these products; prices as listed):"]
-        for p in products:
-            colours = ", ".join(p.colour_names("en")) or "n/a"
-            stock = f"stock {p.stock}" if p.in_stock else "out of stock"
-            lines.append(
-                f"- {p.sku} {p.name_en} | ¥{format_price(p.price)} | colours: {colours} | "
-                f"sizes: {', '.join(p.sizes)} | {stock}"
-            )
+        )
     return "\n".join(lines)
 
 
