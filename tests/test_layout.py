@@ -8,7 +8,6 @@ import sys
 import shoptune.eval
 import shoptune.serve
 import shoptune.train
-
 from shoptune.core.paths import DATASETS_DIR, REPO_ROOT
 
 

@@ -159,6 +159,9 @@ class TrainConfig(ConfigSection):
     per_device_batch_size: int = 4
     gradient_accumulation_steps: int = 1
 
+    group_by_length: bool = False
+    """Batch records of similar length together (less padding in "padded" batching)."""
+
     max_steps: int | None = None
     """Optimizer steps; when set, wins over `epochs`."""
 

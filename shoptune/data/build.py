@@ -236,3 +236,14 @@ def build_dataset(config: DataConfig, out_dir: Path, limit: TokenLimit | None = 
     }
     atomic_write_json(out_dir / "manifest.json", manifest)
     return manifest
+
+
+def token_limit_for(model_name: str, tokenizer: Any, max_tokens: int) -> TokenLimit:
+    """A `TokenLimit` that counts tokens exactly as training will (the model's chat template)."""
+    from shoptune.data.render import render_record
+
+    return TokenLimit(
+        model=model_name,
+        max_tokens=max_tokens,
+        count=lambda messages: len(render_record(tokenizer, messages).input_ids),
+    )

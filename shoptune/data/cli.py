@@ -51,20 +51,14 @@ def build(config_path: Path | None, overrides: tuple[str, ...], out_dir: Path | 
     so the corpus fits the model it is built for (the manifest records which).
     """
     from shoptune.config import write_resolved_config
-    from shoptune.data.build import TokenLimit, build_dataset
-    from shoptune.data.render import render_record
+    from shoptune.data.build import build_dataset, token_limit_for
 
     config = load_cli_config(config_path, overrides)
     out_dir = out_dir or Path(config.data.dir)
     started = time.perf_counter()
     limit = None
     if not no_length_limit:
-        tokenizer = _tokenizer_for(config)
-        limit = TokenLimit(
-            model=config.model.name,
-            max_tokens=config.data.max_tokens,
-            count=lambda messages: len(render_record(tokenizer, messages).input_ids),
-        )
+        limit = token_limit_for(config.model.name, _tokenizer_for(config), config.data.max_tokens)
     manifest = build_dataset(config.data, out_dir, limit)
     write_resolved_config(config, out_dir)
     elapsed = time.perf_counter() - started

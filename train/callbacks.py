@@ -1,0 +1,161 @@
+"""Trainer callbacks: the metrics file, the terminal progress line, and the non-finite-loss stop."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+METRIC_KEYS = ("step", "loss", "learning_rate", "grad_norm", "tokens_per_second", "eval_loss")
+
+
+class MetricsFile(TrainerCallback):
+    """`metrics.jsonl`: one flat record per logging step with fixed keys (null when not measured).
+
+    An evaluation at the same step as a training log is merged into that step's record.
+    """
+
+    def __init__(self, path: Path, *, echo: bool = True) -> None:
+        self.path = path
+        self.echo = echo
+        self.pending: dict[str, Any] | None = None
+        self.last_tokens = 0
+        self.last_time = time.perf_counter()
+        self.history: list[dict[str, Any]] = []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.last_tokens = state.num_input_tokens_seen
+        self.last_time = time.perf_counter()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        if "eval_loss" in logs:
+            if self.pending is not None and self.pending["step"] == state.global_step:
+                self.pending["eval_loss"] = logs["eval_loss"]
+            else:
+                self._flush()
+                self.pending = {**dict.fromkeys(METRIC_KEYS), "step": state.global_step, "eval_loss": logs["eval_loss"]}
+            return
+        if "loss" not in logs:
+            return  # the end-of-training summary (train_runtime, ...) goes to the manifest instead
+        self._flush()
+        now = time.perf_counter()
+        tokens = state.num_input_tokens_seen - self.last_tokens
+        speed = tokens / (now - self.last_time) if now > self.last_time else None
+        self.last_tokens, self.last_time = state.num_input_tokens_seen, now
+        self.pending = {
+            "step": state.global_step,
+            "loss": logs.get("loss"),
+            "learning_rate": logs.get("learning_rate"),
+            "grad_norm": logs.get("grad_norm"),
+            "tokens_per_second": round(speed, 2) if speed is not None else None,
+            "eval_loss": None,
+        }
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.last_time = time.perf_counter()  # evaluation time is not training throughput
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.pending is None:
+            return
+        record = {key: _plain(self.pending.get(key)) for key in METRIC_KEYS}
+        self.history.append(record)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        self.pending = None
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN; keep the fact visible
+    return value
+
+
+class ProgressLine(TrainerCallback):
+    """A progress bar with ETA, loss and tokens/s on a terminal; a line per log step otherwise."""
+
+    def __init__(self, total_steps: int, label: str) -> None:
+        self.total = total_steps
+        self.label = label
+        self.progress = None
+        self.task = None
+        self.started = time.perf_counter()
+        self.first_step = 0
+        self.last_tokens = 0
+        self.last_time = time.perf_counter()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        self.started = time.perf_counter()
+        self.first_step = state.global_step
+        self.total = state.max_steps
+        self.last_tokens, self.last_time = state.num_input_tokens_seen, time.perf_counter()
+        if sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[status]}"),
+                transient=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(self.label, total=self.total, completed=state.global_step, status="")
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.last_time = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress.update(self.task, completed=state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs or "loss" not in logs:
+            return
+        now = time.perf_counter()
+        speed = (state.num_input_tokens_seen - self.last_tokens) / max(now - self.last_time, 1e-9)
+        self.last_tokens, self.last_time = state.num_input_tokens_seen, now
+        status = f"loss {logs['loss']:.4f}  {speed:,.0f} tok/s"
+        if self.progress is not None:
+            self.progress.update(self.task, status=status)
+        else:
+            elapsed = now - self.started
+            done = max(state.global_step - self.first_step, 1)
+            eta = elapsed / done * (self.total - state.global_step)
+            print(
+                f"[train] step {state.global_step}/{self.total}  {status}  eta {eta:.0f}s", file=sys.stderr, flush=True
+            )
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress.stop()
+
+
+class NonFiniteLossGuard(TrainerCallback):
+    """Stops training at the first NaN or infinite loss and remembers the step, for a clear error."""
+
+    def __init__(self) -> None:
+        self.bad_step: int | None = None
+        self.bad_value: float | None = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad_step, self.bad_value = state.global_step, float(loss)
+            control.should_training_stop = True
+            control.should_save = False

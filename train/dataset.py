@@ -1,0 +1,65 @@
+"""Turn corpus records into training rows: token ids and labels with loss on assistant turns only.
+
+Rendering uses the model's own chat template (`shoptune.data.render`), so the text trained on
+is exactly what the server will render for the same conversation. Two problems stop a run
+before it starts, listing every offending record: a record longer than `train.max_length`
+(never silently truncated) and a record with no token that carries loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shoptune.core.errors import BadInputError
+from shoptune.data.reading import read_records
+from shoptune.data.render import RenderError, render_record
+
+IGNORE_INDEX = -100
+SHOWN = 10
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    rows: list[dict[str, list[int]]]
+    tokens: int
+    trainable_tokens: int
+
+    def to_dataset(self):
+        from datasets import Dataset
+
+        return Dataset.from_list(self.rows)
+
+
+def build_rows(path: Path, tokenizer: Any, max_length: int) -> TrainingRows:
+    records = read_records(path)
+    rows, problems = [], []
+    tokens = trainable = 0
+    for line, record in enumerate(records, start=1):
+        where = f"{path}:{line} (id {record['id']})"
+        try:
+            rendered = render_record(tokenizer, record["messages"])
+        except RenderError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        if rendered.trainable_tokens == 0:
+            problems.append(f"{where}: no token carries loss (no assistant content survives the chat template)")
+            continue
+        if len(rendered.input_ids) > max_length:
+            problems.append(
+                f"{where}: {len(rendered.input_ids)} tokens, over train.max_length={max_length} "
+                "(records are never truncated; raise the limit or rebuild the data with data.max_tokens)"
+            )
+            continue
+        labels = [
+            tid if keep else IGNORE_INDEX for tid, keep in zip(rendered.input_ids, rendered.loss_mask, strict=True)
+        ]
+        rows.append({"input_ids": list(rendered.input_ids), "labels": labels})
+        tokens += len(rendered.input_ids)
+        trainable += rendered.trainable_tokens
+    if problems:
+        shown = "\n".join(f"  {p}" for p in problems[:SHOWN])
+        more = f"\n  ... and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
+        raise BadInputError(f"{len(problems)} record(s) in {path} cannot be trained on:\n{shown}{more}")
+    return TrainingRows(rows, tokens, trainable)

@@ -1,0 +1,97 @@
+"""Load the base model for training and wrap it with LoRA adapters (PEFT).
+
+CPU: fp32 weights (bf16 precision means autocast on top). GPU: bf16/fp16 weights, or 4-bit
+nf4 with double quantisation for QLoRA. No `modules_to_save`: vLLM rejects adapters that
+carry `embed_tokens`/`lm_head`, so adapters stay pure low-rank deltas on the projections.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from shoptune.config.schema import TrainConfig
+from shoptune.core.errors import BadInputError, EnvironmentProblem
+
+
+def weights_dtype(config: TrainConfig, device: str):
+    import torch
+
+    if device.startswith("cuda"):
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[config.precision]
+    return torch.float32  # CPU autocast handles bf16 compute; master weights stay fp32
+
+
+def quantization_config(config: TrainConfig):
+    if config.method != "qlora":
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16 if config.precision == "bf16" else torch.float16,
+    )
+
+
+def load_base_for_training(model_dir: Path, config: TrainConfig, device: str) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    if config.method == "qlora" and not device.startswith("cuda"):
+        raise EnvironmentProblem(
+            "train.method=qlora needs a CUDA GPU (bitsandbytes 4-bit); use train.method=lora on this machine"
+        )
+    model = AutoModelForCausalLM.from_pretrained(
+        str(model_dir),
+        dtype=weights_dtype(config, device),
+        quantization_config=quantization_config(config),
+        use_safetensors=True,
+        trust_remote_code=False,
+        local_files_only=True,
+        attn_implementation="sdpa",
+    )
+    if config.method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+    model.config.use_cache = False  # the KV cache is for generation; in training it only costs memory
+    return model
+
+
+def check_target_modules(model: Any, config: TrainConfig) -> None:
+    """Every configured target module must exist; PEFT silently skips names that match nothing."""
+    import torch
+
+    linear_names = {
+        name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)
+    }
+    missing = [name for name in config.target_modules if name not in linear_names]
+    if missing:
+        raise BadInputError(
+            f"train.target_modules: {missing} match no linear layer of this model; "
+            f"its linear layers are named {sorted(linear_names - {'lm_head'})}"
+        )
+
+
+def lora_config(config: TrainConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.target_modules),
+        use_rslora=config.use_rslora,
+        use_dora=config.use_dora,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def with_lora(model: Any, config: TrainConfig) -> Any:
+    from peft import get_peft_model
+
+    check_target_modules(model, config)
+    return get_peft_model(model, lora_config(config))

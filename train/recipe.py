@@ -1,0 +1,274 @@
+"""The LoRA/QLoRA training recipe, top to bottom: resolve model and data, render rows, build the
+TRL trainer, train (or resume), save the adapter, write the manifest.
+
+    shoptune train configs/tiny-qwen.yaml --out runs/tiny
+    shoptune train configs/cpu-smollm2.yaml --set train.max_steps=30
+    shoptune train configs/tiny-qwen.yaml --out runs/tiny --resume      # after a crash or kill
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shoptune.config import ShoptuneConfig, load_config, write_resolved_config
+from shoptune.config.loader import to_dict
+from shoptune.core.atomic import atomic_directory, atomic_write_json
+from shoptune.core.errors import BadInputError, ShoptuneError
+from shoptune.core.hashing import sha256_file
+from shoptune.core.provenance import provenance, utc_now
+from shoptune.train.callbacks import MetricsFile, NonFiniteLossGuard, ProgressLine
+from shoptune.train.checkpoints import AtomicCheckpointTrainer, newest_checkpoint, remove_partial_checkpoints
+from shoptune.train.dataset import TrainingRows, build_rows
+from shoptune.train.fused_loss import enable_compact_fused_head
+from shoptune.train.run_folder import RunFolder
+
+Log = Callable[[str], None]
+
+
+class TrainingDiverged(ShoptuneError):
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run: RunFolder
+    manifest: dict[str, Any]
+
+
+def ensure_dataset(config: ShoptuneConfig, data_dir: Path, tokenizer: Any, log: Log) -> Path:
+    """The split folder to train on; built from the config's data section when absent."""
+    if (data_dir / "train.jsonl").is_file() and (data_dir / "val.jsonl").is_file():
+        return data_dir
+    from shoptune.data.build import build_dataset, token_limit_for
+
+    log(f"no dataset at {data_dir}; building it (shoptune data build, seed {config.data.seed})")
+    build_dataset(config.data, data_dir, token_limit_for(config.model.name, tokenizer, config.data.max_tokens))
+    write_resolved_config(config, data_dir)
+    return data_dir
+
+
+def _check_run_folder(run: RunFolder, config: ShoptuneConfig, resume: bool) -> Path | None:
+    """Refuse to overwrite a run by accident; on resume, insist on the same config."""
+    if not resume:
+        if run.adapter.exists() or newest_checkpoint(run.checkpoints) is not None:
+            raise BadInputError(
+                f"{run.root} already holds a training run; pass --resume to continue it or choose another --out"
+            )
+        return None
+    if run.config.is_file():
+        saved, current = _flatten(to_dict(load_config(run.config))), _flatten(to_dict(config))
+        changed = sorted(key for key in saved.keys() | current.keys() if saved.get(key) != current.get(key))
+        if changed:
+            raise BadInputError(
+                f"--resume with a different config than {run.config}: {', '.join(changed)} differ; "
+                "resume with the run's own config (or start a new run)"
+            )
+    removed = remove_partial_checkpoints(run.checkpoints)
+    for path in removed:
+        print(f"removed a partial checkpoint left by an interrupted save: {path}")
+    return newest_checkpoint(run.checkpoints)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and key != "gates" and key != "task_mix":
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _trim_metrics(path: Path, last_step: int) -> None:
+    """On resume, drop records for steps after the checkpoint; they will be logged again."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if json.loads(line)["step"] <= last_step]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def _sft_config(config: ShoptuneConfig, run: RunFolder, device: str, has_eval: bool):
+    from trl import SFTConfig
+
+    train = config.train
+    on_gpu = device.startswith("cuda")
+    return SFTConfig(
+        output_dir=str(run.checkpoints),
+        per_device_train_batch_size=train.per_device_batch_size,
+        per_device_eval_batch_size=train.per_device_batch_size,
+        gradient_accumulation_steps=train.gradient_accumulation_steps,
+        learning_rate=train.learning_rate,
+        lr_scheduler_type=train.lr_scheduler,
+        warmup_steps=train.warmup_ratio,
+        weight_decay=train.weight_decay,
+        max_grad_norm=train.max_grad_norm,
+        max_steps=train.max_steps if train.max_steps is not None else -1,
+        num_train_epochs=train.epochs,
+        seed=train.seed,
+        data_seed=train.seed,
+        bf16=train.precision == "bf16",
+        fp16=train.precision == "fp16" and on_gpu,
+        use_cpu=not on_gpu,
+        gradient_checkpointing=train.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if train.gradient_checkpointing else None,
+        max_length=train.max_length,
+        packing=train.batching == "packed",
+        packing_strategy="bfd",
+        padding_free=train.batching in ("padding_free", "packed"),
+        train_sampling_strategy="group_by_length" if train.group_by_length else "random",
+        logging_steps=train.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if has_eval and train.eval_steps else "no",
+        eval_steps=train.eval_steps,
+        save_strategy="steps",
+        save_steps=train.save_steps,
+        save_total_limit=None,  # rotation is ours: it must see the published step-NNNNNN names
+        include_num_input_tokens_seen="non_padding",
+        report_to=["mlflow"] if train.mlflow_tracking_uri else "none",
+        run_name=config.name,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        dataset_num_proc=None,
+        ddp_find_unused_parameters=False,
+        remove_unused_columns=False,
+    )
+
+
+def _rows_summary(rows: TrainingRows) -> dict[str, int]:
+    return {"records": len(rows.rows), "tokens": rows.tokens, "trainable_tokens": rows.trainable_tokens}
+
+
+def run_training(
+    config: ShoptuneConfig, *, out_dir: Path, data_dir: Path | None = None, resume: bool = False, log: Log = print
+) -> TrainResult:
+    import torch
+    from transformers import PrinterCallback
+    from transformers.integrations import TensorBoardCallback
+
+    from shoptune.models import resolve_model_dir
+    from shoptune.models.identity import model_identity
+    from shoptune.models.loading import default_device, load_tokenizer, quiet_transformers
+    from shoptune.train.model import load_base_for_training, with_lora
+
+    quiet_transformers()
+    import datasets
+
+    datasets.disable_progress_bars()
+    enable_compact_fused_head()
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(out_dir) / "tensorboard")
+    if config.train.mlflow_tracking_uri:
+        os.environ.setdefault("MLFLOW_TRACKING_URI", config.train.mlflow_tracking_uri)
+    run = RunFolder(Path(out_dir))
+    checkpoint = _check_run_folder(run, config, resume)
+    if resume and run.adapter.exists():
+        log(f"{run.root} already finished; nothing to resume")
+        return TrainResult(run, json.loads(run.manifest.read_text(encoding="utf-8")))
+
+    model_dir = resolve_model_dir(config.model.name, path_override=config.model.path, log=log)
+    tokenizer = load_tokenizer(model_dir)
+    data_dir = ensure_dataset(config, Path(data_dir or config.data.dir), tokenizer, log)
+    train_rows = build_rows(data_dir / "train.jsonl", tokenizer, config.train.max_length)
+    val_rows = build_rows(data_dir / "val.jsonl", tokenizer, config.train.max_length)
+    device = default_device()
+
+    run.root.mkdir(parents=True, exist_ok=True)
+    write_resolved_config(config, run.root, header=f"shoptune train run {run.root}")
+    started_at = utc_now()
+    previous = json.loads(run.manifest.read_text(encoding="utf-8")) if resume and run.manifest.is_file() else {}
+    manifest: dict[str, Any] = {
+        "name": config.name,
+        "status": "running",
+        "seed": config.train.seed,
+        "device": device,
+        "base_model": model_identity(config.model.name, model_dir),
+        "data": {
+            "dir": str(data_dir),
+            "files": {name: sha256_file(data_dir / name) for name in ("train.jsonl", "val.jsonl")},
+            "train": _rows_summary(train_rows),
+            "val": _rows_summary(val_rows),
+        },
+        "started_at": previous.get("started_at", started_at),
+        "sessions": [
+            *previous.get("sessions", []),
+            {"started_at": started_at, "resumed_from": str(checkpoint) if checkpoint else None},
+        ],
+        **provenance(),
+    }
+    atomic_write_json(run.manifest, manifest)
+    if checkpoint is not None:
+        log(f"resuming from {checkpoint}")
+        _trim_metrics(run.metrics, int(checkpoint.name.split("-")[1]))
+    elif run.metrics.exists():
+        run.metrics.unlink()
+
+    torch.manual_seed(config.train.seed)
+    model = with_lora(load_base_for_training(model_dir, config.train, device), config.train)
+    trainable, total = model.get_nb_trainable_parameters()
+    log(
+        f"{config.model.name}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%); "
+        f"{len(train_rows.rows)} train / {len(val_rows.rows)} val records on {device}"
+    )
+
+    metrics = MetricsFile(run.metrics)
+    guard = NonFiniteLossGuard()
+    trainer = AtomicCheckpointTrainer(
+        model=model,
+        args=_sft_config(config, run, device, has_eval=bool(val_rows.rows)),
+        train_dataset=train_rows.to_dataset(),
+        eval_dataset=val_rows.to_dataset() if val_rows.rows else None,
+        processing_class=tokenizer,
+        callbacks=[
+            metrics,
+            guard,
+            ProgressLine(0, f"train {config.name}"),
+            TensorBoardCallback(),
+        ],
+    )
+    trainer.remove_callback(PrinterCallback)  # our ProgressLine and metrics.jsonl replace the raw log dicts
+    trainer.keep_checkpoints = config.train.save_total_limit
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if guard.bad_step is not None:
+        manifest.update(
+            status="failed", finished_at=utc_now(), failure=f"loss {guard.bad_value} at step {guard.bad_step}"
+        )
+        atomic_write_json(run.manifest, manifest)
+        raise TrainingDiverged(
+            f"training stopped: the loss became {guard.bad_value} at step {guard.bad_step}; "
+            f"the last good checkpoint is {newest_checkpoint(run.checkpoints) or 'none'} "
+            "(lower train.learning_rate or check the data)"
+        )
+
+    final_eval = trainer.evaluate() if val_rows.rows else {}
+    with atomic_directory(run.adapter) as staging:
+        trainer.save_model(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run's config.yaml says it all
+    train_losses = [m["loss"] for m in metrics.history if isinstance(m.get("loss"), float)]
+    manifest.update(
+        status="finished",
+        finished_at=utc_now(),
+        final_metrics={
+            "steps": trainer.state.global_step,
+            "train_loss_last": train_losses[-1] if train_losses else None,
+            "train_loss_mean": output.training_loss,
+            "eval_loss": final_eval.get("eval_loss"),
+            "tokens_seen": trainer.state.num_input_tokens_seen,
+            "train_runtime_s": output.metrics.get("train_runtime"),
+            "tokens_per_second": (trainer.state.num_input_tokens_seen / output.metrics["train_runtime"])
+            if output.metrics.get("train_runtime")
+            else None,
+            "trainable_parameters": trainable,
+            "total_parameters": total,
+        },
+        adapter=str(run.adapter),
+    )
+    atomic_write_json(run.manifest, manifest)
+    if not math.isfinite(output.training_loss):
+        raise TrainingDiverged(f"training finished with a non-finite mean loss ({output.training_loss})")
+    return TrainResult(run, manifest)
