@@ -61,6 +61,12 @@ class MetricsFile(TrainerCallback):
     def on_evaluate(self, args, state, control, **kwargs):
         self.last_time = time.perf_counter()  # evaluation time is not training throughput
 
+    def on_save(self, args, state, control, **kwargs):
+        self._flush()  # a checkpoint's metrics are on disk before anyone can resume from it
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._flush()
+
     def on_train_end(self, args, state, control, **kwargs):
         self._flush()
 
@@ -147,15 +153,19 @@ class ProgressLine(TrainerCallback):
 
 
 class NonFiniteLossGuard(TrainerCallback):
-    """Stops training at the first NaN or infinite loss and remembers the step, for a clear error."""
+    """Stops training at the first NaN or infinite loss (or gradient norm, or eval loss) and
+    remembers the step, so the run ends with a clear error instead of training garbage."""
+
+    WATCHED = ("loss", "grad_norm", "eval_loss")
 
     def __init__(self) -> None:
         self.bad_step: int | None = None
-        self.bad_value: float | None = None
+        self.bad_value: str | None = None
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.bad_step, self.bad_value = state.global_step, float(loss)
-            control.should_training_stop = True
-            control.should_save = False
+        for key in self.WATCHED:
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)) and self.bad_step is None:
+                self.bad_step, self.bad_value = state.global_step, f"{key} = {float(value)}"
+                control.should_training_stop = True
+                control.should_save = False

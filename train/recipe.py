@@ -117,13 +117,16 @@ def _sft_config(config: ShoptuneConfig, run: RunFolder, device: str, has_eval: b
         use_cpu=not on_gpu,
         gradient_checkpointing=train.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if train.gradient_checkpointing else None,
-        max_length=train.max_length,
+        # Rows are already checked against train.max_length (never truncated); TRL needs the
+        # value only as the bin size when packing.
+        max_length=train.max_length if train.batching == "packed" else None,
         packing=train.batching == "packed",
         packing_strategy="bfd",
         padding_free=train.batching in ("padding_free", "packed"),
         train_sampling_strategy="group_by_length" if train.group_by_length else "random",
         logging_steps=train.logging_steps,
         logging_first_step=True,
+        logging_nan_inf_filter=False,  # a NaN loss must show as NaN, not be averaged away
         eval_strategy="steps" if has_eval and train.eval_steps else "no",
         eval_steps=train.eval_steps,
         save_strategy="steps",
@@ -235,11 +238,11 @@ def run_training(
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if guard.bad_step is not None:
         manifest.update(
-            status="failed", finished_at=utc_now(), failure=f"loss {guard.bad_value} at step {guard.bad_step}"
+            status="failed", finished_at=utc_now(), failure=f"{guard.bad_value} at step {guard.bad_step}"
         )
         atomic_write_json(run.manifest, manifest)
         raise TrainingDiverged(
-            f"training stopped: the loss became {guard.bad_value} at step {guard.bad_step}; "
+            f"training stopped: non-finite {guard.bad_value} at step {guard.bad_step}; "
             f"the last good checkpoint is {newest_checkpoint(run.checkpoints) or 'none'} "
             "(lower train.learning_rate or check the data)"
         )

@@ -1,0 +1,328 @@
+"""Training: the real TRL SFTTrainer + PEFT on tiny-qwen2.5 (and SmolLM2 for the template checks).
+
+Covers: loss only on assistant turns, template parity with serving, the run folder, the
+compact fused loss, batching modes, kill-and-resume, refusing to clobber runs, non-finite
+losses, and merge with its parity gate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import SHOPTUNE_BIN, run_shoptune
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from shoptune.config import load_config
+from shoptune.core.errors import BadInputError
+from shoptune.core.paths import CONFIGS_DIR, REPO_ROOT
+from shoptune.data.render import render_text
+from shoptune.train.dataset import IGNORE_INDEX, build_rows
+
+TINY = CONFIGS_DIR / "tiny-qwen.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path) -> Path:
+    out = tmp_path_factory.mktemp("tiny-data")
+    done = run_shoptune("data", "build", "--config", str(TINY), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
+    out = tmp_path_factory.mktemp("tiny-run") / "run"
+    done = run_shoptune("train", str(TINY), "--out", str(out), "--data", str(tiny_data))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.parametrize("fixture", ["tiny_qwen_dir", "smollm2_dir"])
+def test_training_text_is_what_the_server_renders(fixture: str, request, tiny_data: Path) -> None:
+    """For every assistant turn, the tokens before it are exactly the prompt a server builds
+    from the conversation so far (same system prompt, same generation prompt)."""
+    tokenizer = AutoTokenizer.from_pretrained(request.getfixturevalue(fixture))
+    rows = build_rows(tiny_data / "val.jsonl", tokenizer, 4096).rows
+    for record, row in zip(_records(tiny_data / "val.jsonl"), rows, strict=True):
+        messages = record["messages"]
+        assert messages[0]["role"] == "system"  # the record's own system prompt, never the template default
+        for index, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            served_prompt = render_text(tokenizer, messages[:index], add_generation_prompt=True)
+            prompt_ids = tokenizer(served_prompt, add_special_tokens=False).input_ids
+            assert row["input_ids"][: len(prompt_ids)] == prompt_ids, record["id"]
+            answer_ids = tokenizer(message["content"] + tokenizer.eos_token, add_special_tokens=False).input_ids
+            assert row["input_ids"][len(prompt_ids) : len(prompt_ids) + len(answer_ids)] == answer_ids
+            assert row["labels"][len(prompt_ids) : len(prompt_ids) + len(answer_ids)] == answer_ids
+            assert set(row["labels"][: len(prompt_ids)]) <= {IGNORE_INDEX} or index > 2
+
+
+@pytest.mark.parametrize("fixture", ["tiny_qwen_dir", "smollm2_dir"])
+def test_loss_is_on_assistant_turns_and_their_end_token_only(fixture: str, request, tiny_data: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(request.getfixturevalue(fixture))
+    rows = build_rows(tiny_data / "train.jsonl", tokenizer, 4096).rows
+    for record, row in zip(_records(tiny_data / "train.jsonl"), rows, strict=True):
+        trained = [token for token in row["labels"] if token != IGNORE_INDEX]
+        expected = "".join(m["content"] + tokenizer.eos_token for m in record["messages"] if m["role"] == "assistant")
+        assert tokenizer.decode(trained) == expected, record["id"]
+        assert row["labels"].count(tokenizer.convert_tokens_to_ids("<|im_end|>")) == sum(
+            m["role"] == "assistant" for m in record["messages"]
+        )
+
+
+def test_records_without_trainable_tokens_or_too_long_stop_the_run(tmp_path: Path, tiny_qwen_dir: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_qwen_dir)
+    data = tmp_path / "train.jsonl"
+    record = {
+        "id": "long-1",
+        "task": "faq",
+        "lang": "en",
+        "messages": [{"role": "user", "content": "word " * 400}, {"role": "assistant", "content": "ok"}],
+    }
+    data.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match=r"train\.jsonl:1 \(id long-1\): \d+ tokens, over train.max_length=64"):
+        build_rows(data, tokenizer, 64)
+    # A template that drops assistant turns leaves nothing to learn: refused before training.
+    tokenizer.chat_template = (
+        "{% for m in messages %}{% if m['role'] != 'assistant' %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
+        "<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    with pytest.raises(BadInputError, match=r"1 record\(s\) in .* cannot be trained on:\n.*id long-1"):
+        build_rows(data, tokenizer, 4096)
+
+
+def test_compact_fused_head_gives_the_standard_loss(tiny_qwen_dir: Path, tiny_data: Path) -> None:
+    from trl.trainer.utils import add_fused_lm_head
+
+    from shoptune.train.fused_loss import enable_compact_fused_head
+
+    assert enable_compact_fused_head()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_qwen_dir)
+    rows = build_rows(tiny_data / "train.jsonl", tokenizer, 4096).rows[:3]
+    length = max(len(r["input_ids"]) for r in rows)
+    ids = torch.tensor([r["input_ids"] + [0] * (length - len(r["input_ids"])) for r in rows])
+    labels = torch.tensor([r["labels"] + [IGNORE_INDEX] * (length - len(r["labels"])) for r in rows])
+    mask = torch.tensor([[1] * len(r["input_ids"]) + [0] * (length - len(r["input_ids"])) for r in rows])
+    model = AutoModelForCausalLM.from_pretrained(tiny_qwen_dir, dtype=torch.float32)
+    standard = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
+    fused = model(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True).loss
+    assert torch.allclose(standard, fused, atol=1e-5), (standard, fused)
+
+
+def test_run_folder(tiny_run: Path, tiny_data: Path) -> None:
+    for name in (
+        "config.yaml",
+        "manifest.json",
+        "metrics.jsonl",
+        "final/adapter/adapter_config.json",
+        "final/adapter/adapter_model.safetensors",
+        "final/adapter/tokenizer.json",
+        "final/adapter/chat_template.jinja",
+    ):
+        assert (tiny_run / name).is_file(), name
+    assert load_config(tiny_run / "config.yaml") == load_config(TINY)
+    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["seed"] == 42
+    assert manifest["git"]["commit"] and "torch" in manifest["packages"] and "trl" in manifest["packages"]
+    assert (
+        manifest["data"]["files"]["train.jsonl"]
+        == __import__("hashlib").sha256((tiny_data / "train.jsonl").read_bytes()).hexdigest()
+    )
+    assert manifest["base_model"]["name"] == "tiny-qwen2.5" and len(manifest["base_model"]["files_sha256"]) == 64
+    assert manifest["started_at"] <= manifest["finished_at"]
+    assert manifest["final_metrics"]["steps"] == 10 and manifest["final_metrics"]["eval_loss"] > 0
+    metrics = _records(tiny_run / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == list(range(1, 11))
+    assert all(
+        set(m) == {"step", "loss", "learning_rate", "grad_norm", "tokens_per_second", "eval_loss"} for m in metrics
+    )
+    assert [m["step"] for m in metrics if m["eval_loss"] is not None] == [5, 10]
+    assert sorted(p.name for p in (tiny_run / "checkpoints").iterdir() if p.name.startswith("step-")) == [
+        "step-000005",
+        "step-000010",
+    ]
+    assert list((tiny_run / "tensorboard").rglob("events.out.tfevents.*"))
+    adapter = json.loads((tiny_run / "final/adapter/adapter_config.json").read_text())
+    assert adapter["r"] == 8 and not adapter.get("modules_to_save")
+    assert sorted(adapter["target_modules"]) == sorted(load_config(TINY).train.target_modules)
+
+
+def test_batching_modes_see_the_same_loss(tmp_path: Path, tiny_data: Path) -> None:
+    """Padding-free and packed batches must not let records attend to each other: first-step
+    loss equals the padded batch's (same records, same weights)."""
+    first_losses = {}
+    for batching in ("padded", "padding_free"):
+        out = tmp_path / batching
+        done = run_shoptune(
+            "train",
+            str(TINY),
+            "--out",
+            str(out),
+            "--data",
+            str(tiny_data),
+            "--set",
+            f"train.batching={batching}",
+            "--set",
+            "train.max_steps=1",
+            "--set",
+            "train.eval_steps=null",
+        )
+        assert done.returncode == 0, done.stderr
+        first_losses[batching] = _records(out / "metrics.jsonl")[0]["loss"]
+    assert first_losses["padding_free"] == pytest.approx(first_losses["padded"], abs=1e-4)
+
+
+def test_a_finished_run_is_not_overwritten(tiny_run: Path, tiny_data: Path) -> None:
+    done = run_shoptune("train", str(TINY), "--out", str(tiny_run), "--data", str(tiny_data))
+    assert done.returncode == 2 and "already holds a training run" in done.stderr
+    done = run_shoptune(
+        "train",
+        str(TINY),
+        "--out",
+        str(tiny_run),
+        "--data",
+        str(tiny_data),
+        "--resume",
+        "--set",
+        "train.learning_rate=0.5",
+    )
+    assert done.returncode == 2 and "train.learning_rate differ" in done.stderr
+
+
+def _train_process(out: Path, data: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            str(SHOPTUNE_BIN),
+            "train",
+            str(TINY),
+            "--out",
+            str(out),
+            "--data",
+            str(data),
+            "--set",
+            "train.save_steps=2",
+            "--set",
+            "train.max_steps=8",
+            "--set",
+            "train.eval_steps=null",
+            *extra,
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_kill_and_resume_ends_with_the_same_adapter(tmp_path: Path, tiny_data: Path) -> None:
+    straight = tmp_path / "straight"
+    assert _train_process(straight, tiny_data).wait(timeout=600) == 0
+
+    killed = tmp_path / "killed"
+    process = _train_process(killed, tiny_data)
+    deadline = time.time() + 300
+    while not (killed / "checkpoints" / "step-000004").exists():
+        assert process.poll() is None and time.time() < deadline, "run ended before its step-4 checkpoint"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    # A save that was cut short looks like this; resume must neither pick nor keep it.
+    (killed / "checkpoints" / "checkpoint-6").mkdir()
+    (killed / "checkpoints" / "checkpoint-6" / "adapter_model.safetensors").write_bytes(b"half")
+    resumed = _train_process(killed, tiny_data, "--resume")
+    _, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stderr
+    assert "resuming from" in stderr and "step-00000" in stderr
+    assert not (killed / "checkpoints" / "checkpoint-6").exists()
+
+    reference = {m["step"]: m["loss"] for m in _records(straight / "metrics.jsonl")}
+    again = {m["step"]: m["loss"] for m in _records(killed / "metrics.jsonl")}
+    assert sorted(again) == sorted(reference) == list(range(1, 9))
+    for step in range(1, 9):
+        assert again[step] == pytest.approx(reference[step], abs=1e-4), step
+    a = load_file(straight / "final/adapter/adapter_model.safetensors")
+    b = load_file(killed / "final/adapter/adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+    manifest = json.loads((killed / "manifest.json").read_text())
+    assert len(manifest["sessions"]) == 2 and manifest["sessions"][1]["resumed_from"]
+
+
+def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path: Path, tiny_data: Path) -> None:
+    done = run_shoptune(
+        "train",
+        str(TINY),
+        "--out",
+        str(tmp_path / "nan"),
+        "--data",
+        str(tiny_data),
+        "--set",
+        "train.learning_rate=1e30",
+        "--set",
+        "train.max_grad_norm=1e30",
+        "--set",
+        "train.eval_steps=null",
+    )
+    assert done.returncode == 1, done.stderr
+    assert "training stopped: non-finite loss = nan at step 2" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "nan" / "final").exists()
+    assert json.loads((tmp_path / "nan" / "manifest.json").read_text())["status"] == "failed"
+
+
+def test_merge_passes_its_parity_gate(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "merged"
+    done = run_shoptune("merge", str(tiny_run), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "max |logit diff|" in done.stdout and "greedy generations identical" in done.stdout
+    report = json.loads((out / "shoptune-merge.json").read_text())
+    assert report["max_abs_logit_diff"] <= report["atol"] and report["generations_identical"]
+    assert (out / "model.safetensors").is_file() and (out / "chat_template.jinja").is_file()
+    generation = json.loads((out / "generation_config.json").read_text())
+    assert 151645 in generation["eos_token_id"]  # <|im_end|> stops generation
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer.apply_chat_template(
+        [{"role": "user", "content": "你好"}], tokenize=False, add_generation_prompt=True
+    ).startswith("<|im_start|>system\nYou are Qwen")
+
+
+def test_merge_refuses_when_parity_fails_and_writes_nothing(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "merged"
+    done = run_shoptune("merge", str(tiny_run), "--out", str(out), "--atol", "0")
+    assert done.returncode == 1
+    assert "merged model differs from base + adapter" in done.stderr and not out.exists()
+    assert [p for p in tmp_path.iterdir()] == []
+
+
+def test_merge_of_something_that_is_not_a_run(tmp_path: Path) -> None:
+    done = run_shoptune("merge", str(tmp_path), "--out", str(tmp_path / "m"))
+    assert done.returncode == 2 and "is not a finished training run" in done.stderr
+
+
+def test_qlora_needs_a_gpu(tmp_path: Path, tiny_data: Path) -> None:
+    done = run_shoptune(
+        "train",
+        str(TINY),
+        "--out",
+        str(tmp_path / "q"),
+        "--data",
+        str(tiny_data),
+        "--set",
+        "train.method=qlora",
+        "--set",
+        "train.precision=bf16",
+    )
+    assert done.returncode == 3 and "needs a CUDA GPU" in done.stderr
