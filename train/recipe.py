@@ -237,9 +237,7 @@ def run_training(
     trainer.keep_checkpoints = config.train.save_total_limit
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if guard.bad_step is not None:
-        manifest.update(
-            status="failed", finished_at=utc_now(), failure=f"{guard.bad_value} at step {guard.bad_step}"
-        )
+        manifest.update(status="failed", finished_at=utc_now(), failure=f"{guard.bad_value} at step {guard.bad_step}")
         atomic_write_json(run.manifest, manifest)
         raise TrainingDiverged(
             f"training stopped: non-finite {guard.bad_value} at step {guard.bad_step}; "
