@@ -8,7 +8,37 @@ import click
 
 from shoptune.cli.console import say
 from shoptune.cli.options import load_cli_config, set_option
-from shoptune.core.errors import NotBuiltYet
+
+
+def _model_config_without_weights(config) -> dict:
+    """config.json of the model: from its directory when available, else the bundled snapshot."""
+    import json
+    import os
+
+    from shoptune.models import REGISTRY
+    from shoptune.models.registry import read_manifest
+
+    name = config.model.name
+    candidates = []
+    if config.model.path:
+        candidates.append(Path(config.model.path))
+    spec = REGISTRY.get(name)
+    if spec is not None and spec.path_env and os.environ.get(spec.path_env):
+        candidates.append(Path(os.environ[spec.path_env]))
+    manifest = read_manifest(name) if spec is not None else None
+    if manifest:
+        candidates.append(Path(manifest["location"]))
+    if spec is None:
+        candidates.append(Path(name))
+    bundled = Path(__file__).resolve().parents[1] / "shoptune" / "models" / "architectures" / f"{name}.json"
+    candidates.append(bundled)
+    for candidate in candidates:
+        path = candidate if candidate.suffix == ".json" else candidate / "config.json"
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    from shoptune.models import resolve_model_dir
+
+    return json.loads((resolve_model_dir(name, log=say) / "config.json").read_text(encoding="utf-8"))
 
 
 @click.command("train")
@@ -25,6 +55,9 @@ from shoptune.core.errors import NotBuiltYet
 )
 @click.option("--resume", is_flag=True, help="Continue from the newest complete checkpoint in the run folder.")
 @click.option("--dry-run", is_flag=True, help="Print parameters, memory and time estimates; train nothing.")
+@click.option(
+    "--peak-tflops", type=float, default=None, help="With --dry-run: the GPU's peak TFLOP/s (H100 bf16: 989)."
+)
 def train(
     config_path: Path,
     overrides: tuple[str, ...],
@@ -32,15 +65,28 @@ def train(
     data_dir: Path | None,
     resume: bool,
     dry_run: bool,
+    peak_tflops: float | None,
 ) -> None:
     """Fine-tune the config's model with LoRA/QLoRA (TRL SFTTrainer + PEFT) on the built dataset."""
     config = load_cli_config(config_path, overrides)  # a bad config is reported in full before anything else
     if dry_run:
-        raise NotBuiltYet("train --dry-run", issue=4)
+        from shoptune.train.estimate import estimate, planned_steps, render
+
+        model_config = _model_config_without_weights(config)
+        click.echo(
+            render(
+                estimate(config, model_config, peak_tflops=peak_tflops),
+                config,
+                planned_steps(config, config.data.train_records),
+            )
+        )
+        return
     from shoptune.train.recipe import run_training
 
     out_dir = out_dir or Path(config.train.output_root) / config.name
     result = run_training(config, out_dir=out_dir, data_dir=data_dir, resume=resume, log=say)
+    if not result.main_process:
+        return
     final = result.manifest.get("final_metrics", {})
     click.echo(
         f"run {result.run.root}: {final.get('steps')} steps, last loss {final.get('train_loss_last')}, "

@@ -39,17 +39,27 @@ class TrainingDiverged(ShoptuneError):
 class TrainResult:
     run: RunFolder
     manifest: dict[str, Any]
+    main_process: bool = True
+    """False in the other processes of a multi-process run (they report nothing)."""
 
 
 def ensure_dataset(config: ShoptuneConfig, data_dir: Path, tokenizer: Any, log: Log) -> Path:
-    """The split folder to train on; built from the config's data section when absent."""
-    if (data_dir / "train.jsonl").is_file() and (data_dir / "val.jsonl").is_file():
-        return data_dir
-    from shoptune.data.build import build_dataset, token_limit_for
+    """The split folder to train on; built from the config's data section when absent.
 
-    log(f"no dataset at {data_dir}; building it (shoptune data build, seed {config.data.seed})")
-    build_dataset(config.data, data_dir, token_limit_for(config.model.name, tokenizer, config.data.max_tokens))
-    write_resolved_config(config, data_dir)
+    A file lock makes concurrent processes (multi-process training) build it once.
+    """
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (data_dir / "train.jsonl").is_file() and (data_dir / "val.jsonl").is_file():
+            return data_dir
+        from shoptune.data.build import build_dataset, token_limit_for
+
+        log(f"no dataset at {data_dir}; building it (shoptune data build, seed {config.data.seed})")
+        build_dataset(config.data, data_dir, token_limit_for(config.model.name, tokenizer, config.data.max_tokens))
+        write_resolved_config(config, data_dir)
     return data_dir
 
 
@@ -73,6 +83,10 @@ def _check_run_folder(run: RunFolder, config: ShoptuneConfig, resume: bool) -> P
     for path in removed:
         print(f"removed a partial checkpoint left by an interrupted save: {path}")
     return newest_checkpoint(run.checkpoints)
+
+
+def _silent(_: str) -> None:
+    """Status lines from processes other than the first would only repeat its own."""
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -123,7 +137,9 @@ def _sft_config(config: ShoptuneConfig, run: RunFolder, device: str, has_eval: b
         packing=train.batching == "packed",
         packing_strategy="bfd",
         padding_free=train.batching in ("padding_free", "packed"),
-        train_sampling_strategy="group_by_length" if train.group_by_length else "random",
+        train_sampling_strategy=(
+            "group_by_length" if train.group_by_length else ("random" if train.shuffle else "sequential")
+        ),
         logging_steps=train.logging_steps,
         logging_first_step=True,
         logging_nan_inf_filter=False,  # a NaN loss must show as NaN, not be averaged away
@@ -154,13 +170,17 @@ def run_training(
     from transformers import PrinterCallback
     from transformers.integrations import TensorBoardCallback
 
+    import datasets
     from shoptune.models import resolve_model_dir
     from shoptune.models.identity import model_identity
     from shoptune.models.loading import default_device, load_tokenizer, quiet_transformers
     from shoptune.train.model import load_base_for_training, with_lora
 
     quiet_transformers()
-    import datasets
+    rank, processes = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    main = rank == 0  # under `accelerate launch` only the first process writes files and reports
+    if not main:
+        log = _silent
 
     datasets.disable_progress_bars()
     enable_compact_fused_head()
@@ -168,7 +188,10 @@ def run_training(
     if config.train.mlflow_tracking_uri:
         os.environ.setdefault("MLFLOW_TRACKING_URI", config.train.mlflow_tracking_uri)
     run = RunFolder(Path(out_dir))
-    checkpoint = _check_run_folder(run, config, resume)
+    if main:
+        checkpoint = _check_run_folder(run, config, resume)
+    else:  # partial checkpoints are named checkpoint-N, so the others never see them as candidates
+        checkpoint = newest_checkpoint(run.checkpoints) if resume else None
     if resume and run.adapter.exists():
         log(f"{run.root} already finished; nothing to resume")
         return TrainResult(run, json.loads(run.manifest.read_text(encoding="utf-8")))
@@ -181,7 +204,8 @@ def run_training(
     device = default_device()
 
     run.root.mkdir(parents=True, exist_ok=True)
-    write_resolved_config(config, run.root, header=f"shoptune train run {run.root}")
+    if main:
+        write_resolved_config(config, run.root, header=f"shoptune train run {run.root}")
     started_at = utc_now()
     previous = json.loads(run.manifest.read_text(encoding="utf-8")) if resume and run.manifest.is_file() else {}
     manifest: dict[str, Any] = {
@@ -201,14 +225,16 @@ def run_training(
             *previous.get("sessions", []),
             {"started_at": started_at, "resumed_from": str(checkpoint) if checkpoint else None},
         ],
+        "processes": processes,
         **provenance(),
     }
-    atomic_write_json(run.manifest, manifest)
-    if checkpoint is not None:
-        log(f"resuming from {checkpoint}")
-        _trim_metrics(run.metrics, int(checkpoint.name.split("-")[1]))
-    elif run.metrics.exists():
-        run.metrics.unlink()
+    if main:
+        atomic_write_json(run.manifest, manifest)
+        if checkpoint is not None:
+            log(f"resuming from {checkpoint}")
+            _trim_metrics(run.metrics, int(checkpoint.name.split("-")[1]))
+        elif run.metrics.exists():
+            run.metrics.unlink()
 
     torch.manual_seed(config.train.seed)
     model = with_lora(load_base_for_training(model_dir, config.train, device), config.train)
@@ -238,18 +264,20 @@ def run_training(
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if guard.bad_step is not None:
         manifest.update(status="failed", finished_at=utc_now(), failure=f"{guard.bad_value} at step {guard.bad_step}")
-        atomic_write_json(run.manifest, manifest)
+        if main:
+            atomic_write_json(run.manifest, manifest)
         raise TrainingDiverged(
             f"training stopped: non-finite {guard.bad_value} at step {guard.bad_step}; "
             f"the last good checkpoint is {newest_checkpoint(run.checkpoints) or 'none'} "
             "(lower train.learning_rate or check the data)"
         )
 
-    final_eval = trainer.evaluate() if val_rows.rows else {}
-    with atomic_directory(run.adapter) as staging:
-        trainer.save_model(str(staging))
-        tokenizer.save_pretrained(str(staging))
-        (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run's config.yaml says it all
+    final_eval = trainer.evaluate() if val_rows.rows else {}  # collective: every process takes part
+    if main:
+        with atomic_directory(run.adapter) as staging:
+            trainer.save_model(str(staging))
+            tokenizer.save_pretrained(str(staging))
+            (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run's config.yaml says it all
     train_losses = [m["loss"] for m in metrics.history if isinstance(m.get("loss"), float)]
     manifest.update(
         status="finished",
@@ -269,7 +297,8 @@ def run_training(
         },
         adapter=str(run.adapter),
     )
-    atomic_write_json(run.manifest, manifest)
+    if main:
+        atomic_write_json(run.manifest, manifest)
     if not math.isfinite(output.training_loss):
         raise TrainingDiverged(f"training finished with a non-finite mean loss ({output.training_loss})")
-    return TrainResult(run, manifest)
+    return TrainResult(run, manifest, main)

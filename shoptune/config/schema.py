@@ -162,6 +162,10 @@ class TrainConfig(ConfigSection):
     group_by_length: bool = False
     """Batch records of similar length together (less padding in "padded" batching)."""
 
+    shuffle: bool = True
+    """Shuffle the training records each epoch (seeded). Off: file order, which `data build`
+    already shuffles; used to compare 1-process and multi-process runs batch for batch."""
+
     max_steps: int | None = None
     """Optimizer steps; when set, wins over `epochs`."""
 

@@ -1,0 +1,108 @@
+"""`train --dry-run`: the estimator against hand-computed and published figures."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import run_shoptune
+from transformers import AutoModelForCausalLM
+
+from shoptune.config import load_config
+from shoptune.core.paths import CONFIGS_DIR, REPO_ROOT
+from shoptune.train.estimate import GIB, NF4_BYTES_PER_PARAM, Architecture, estimate, lora_parameters
+
+TOY = {
+    "model_type": "llama",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "head_dim": 32,
+    "vocab_size": 1000,
+    "tie_word_embeddings": True,
+}
+QWEN_7B = json.loads((REPO_ROOT / "shoptune/models/architectures/qwen2.5-7b-instruct.json").read_text())
+
+
+def test_toy_model_by_hand() -> None:
+    arch = Architecture.from_config(TOY)
+    # per layer: q 64*64 + k 64*32 + v 64*32 + o 64*64 + gate/up/down 3 * 64*128 = 36,864; two layers
+    assert arch.linear_parameters() == 73_728
+    # tied embeddings 1000*64 + norms (2 per layer + final) * 64
+    assert arch.other_parameters() == 64_000 + 5 * 64
+    # LoRA r=4: q 4*(64+64) + k 4*(64+32) + v same + o 4*(64+64) + 3 * 4*(64+128) = 4,096 per layer
+    assert (
+        lora_parameters(arch, ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"), 4) == 8192
+    )
+
+    config = load_config(
+        None,
+        [
+            "train.lora_r=4",
+            "train.precision=bf16",
+            "train.per_device_batch_size=2",
+            "train.max_length=16",
+            "train.gradient_checkpointing=false",
+            "serve.max_model_len=64",
+        ],
+    )
+    est = estimate(config, TOY, peak_tflops=1.0)
+    assert est.weights_gib * GIB == pytest.approx(138_048 * 2)
+    assert est.lora_states_gib * GIB == pytest.approx(8192 * 16)
+    # activations: 32 tokens * 2 layers * (6*64 + 2*32 + 3*128) * 2 bytes
+    assert est.activations_gib_without_checkpointing * GIB == pytest.approx(32 * 2 * 832 * 2)
+    assert est.activations_gib_with_checkpointing * GIB == pytest.approx(32 * (2 * 64 * 2 + 832 * 2))
+    assert est.lm_head_chunk_gib * GIB == pytest.approx(32 * 1000 * 4 * 2)
+    assert est.flops_per_token == 4 * 138_048
+    assert est.seconds_per_step == pytest.approx(32 * 4 * 138_048 / (1e12 * 0.4))
+
+
+@pytest.mark.parametrize(
+    ("fixture", "config_name", "rank"),
+    [("tiny_qwen_dir", "tiny-qwen.yaml", 8), ("smollm2_dir", "cpu-smollm2.yaml", 16)],
+)
+def test_parameter_counts_match_the_real_models(fixture: str, config_name: str, rank: int, request) -> None:
+    from peft import get_peft_model
+
+    from shoptune.train.model import lora_config
+
+    directory: Path = request.getfixturevalue(fixture)
+    config = load_config(CONFIGS_DIR / config_name)
+    est = estimate(config, json.loads((directory / "config.json").read_text()))
+    model = AutoModelForCausalLM.from_pretrained(directory)
+    assert est.total_parameters == sum(p.numel() for p in model.parameters())
+    trainable, _ = get_peft_model(model, lora_config(config.train)).get_nb_trainable_parameters()
+    assert est.trainable_parameters == trainable and config.train.lora_r == rank
+
+
+def test_qwen_7b_against_published_figures() -> None:
+    lora = load_config(CONFIGS_DIR / "qwen2.5-7b-lora.yaml", ["train.per_device_batch_size=1", "train.max_length=512"])
+    est = estimate(lora, QWEN_7B)
+    # PEFT prints "trainable params: 40,370,176 || all params: 7,655,986,688" for this setup.
+    assert est.trainable_parameters == 40_370_176
+    assert est.total_parameters + est.trainable_parameters == 7_655_986_688
+    # LLaMA-Factory's README: ~16 GB for 7B LoRA (16-bit), ~6 GB for 7B QLoRA (4-bit).
+    assert 14 <= est.total_gib <= 18
+    qlora = estimate(replace(lora, train=replace(lora.train, method="qlora")), QWEN_7B)
+    assert 5 <= qlora.total_gib <= 8
+    assert qlora.weights_gib < est.weights_gib / 2.5
+    assert pytest.approx(0.516, abs=0.001) == NF4_BYTES_PER_PARAM
+
+
+def test_dry_run_cli_needs_no_weights(tmp_path: Path) -> None:
+    done = run_shoptune(
+        "train",
+        "configs/qwen2.5-7b-qlora.yaml",
+        "--dry-run",
+        "--peak-tflops",
+        "989",
+        env={"SHOPTUNE_HOME": str(tmp_path), "SHOPTUNE_QWEN25_7B_DIR": ""},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "7,615,616,512 parameters" in done.stdout and "40,370,176 trainable" in done.stdout
+    assert "total" in done.stdout and "s/step" in done.stdout
+    assert not (tmp_path / "models").exists()  # nothing prepared, nothing downloaded

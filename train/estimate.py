@@ -1,0 +1,210 @@
+"""`shoptune train CONFIG --dry-run`: plan a run before paying for GPU hours.
+
+Reads only the model's `config.json` (no weights) and the train config, and prints:
+
+- parameters: total (counted from the architecture, exactly as transformers builds it) and
+  LoRA-trainable (r * (in + out) per adapted projection per layer);
+- GPU memory: frozen weights (bf16/fp16 2 bytes, fp32 4, nf4 4-bit with double quantisation
+  ~0.516 bytes for the quantised linear layers; embeddings and norms stay 16-bit), LoRA adapters,
+  their gradients and AdamW states (fp32: 4 + 4 + 8 bytes per trainable parameter), activations
+  with and without gradient checkpointing, the fused LM head's [4096 x 32768] fp32 tile, and a fixed
+  1 GiB for the CUDA context and allocator slack;
+- tokens per optimizer step (upper bound: every record at max_length), FLOPs per token (LoRA:
+  forward 2N + input-gradient backward 2N, + 2N recomputation with checkpointing) and, for a
+  given peak TFLOP/s, a time estimate at an assumed 40% model FLOPs utilisation.
+
+Activations per token per layer (16-bit, FlashAttention/SDPA, so no s^2 term): the tensors kept
+for backward are the two norm outputs (2H), q, k, v (H + 2*KV), the attention output (H), the
+o_proj output (H), gate, up and their product (3I): (6H + 2KV + 3I) elements. With checkpointing
+only each layer's input (H) is kept, plus one layer's full set during recomputation.
+How these figures compare with published ones is in the README ("Planning a GPU run").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from shoptune.config.schema import ShoptuneConfig
+
+GIB = 1024**3
+CUDA_OVERHEAD_BYTES = 1 * GIB
+NF4_BYTES_PER_PARAM = 0.5 + 1 / 64 + 4 / (64 * 256)
+"""4 bits per weight + 8-bit absmax per 64-weight block (double quantisation) + fp32 second-level
+constants per 256 blocks: ~0.516 bytes."""
+LORA_BYTES_PER_PARAM = 4 + 4 + 8
+"""fp32 adapter weight, its gradient, and AdamW's two moments."""
+FUSED_HEAD_VOCAB_CHUNK = 32768
+FUSED_HEAD_TOKEN_CHUNK = 4096
+"""TRL's chunked log-prob kernel projects [4096 tokens x 32768 vocabulary] tiles at a time."""
+ASSUMED_MFU = 0.4
+
+
+@dataclass(frozen=True)
+class Architecture:
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    tied_embeddings: bool
+    qkv_bias: bool
+
+    @classmethod
+    def from_config(cls, config: dict) -> Architecture:
+        heads = config["num_attention_heads"]
+        return cls(
+            hidden=config["hidden_size"],
+            intermediate=config["intermediate_size"],
+            layers=config["num_hidden_layers"],
+            heads=heads,
+            kv_heads=config.get("num_key_value_heads") or heads,
+            head_dim=config.get("head_dim") or config["hidden_size"] // heads,
+            vocab=config["vocab_size"],
+            tied_embeddings=bool(config.get("tie_word_embeddings", False)),
+            qkv_bias=config.get("model_type") == "qwen2" or bool(config.get("attention_bias", False)),
+        )
+
+    def projection_shapes(self) -> dict[str, tuple[int, int]]:
+        """(in, out) features of each linear projection in one decoder layer."""
+        q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        return {
+            "q_proj": (self.hidden, q),
+            "k_proj": (self.hidden, kv),
+            "v_proj": (self.hidden, kv),
+            "o_proj": (q, self.hidden),
+            "gate_proj": (self.hidden, self.intermediate),
+            "up_proj": (self.hidden, self.intermediate),
+            "down_proj": (self.intermediate, self.hidden),
+        }
+
+    def linear_parameters(self) -> int:
+        per_layer = sum(i * o for i, o in self.projection_shapes().values())
+        if self.qkv_bias:
+            per_layer += self.heads * self.head_dim + 2 * self.kv_heads * self.head_dim
+        return per_layer * self.layers
+
+    def other_parameters(self) -> int:
+        """Embeddings, LM head (unless tied) and RMSNorm weights: never quantised."""
+        embeddings = self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
+        norms = self.layers * 2 * self.hidden + self.hidden
+        return embeddings + norms
+
+    def total_parameters(self) -> int:
+        return self.linear_parameters() + self.other_parameters()
+
+
+@dataclass(frozen=True)
+class Estimate:
+    model: str
+    total_parameters: int
+    trainable_parameters: int
+    weights_gib: float
+    lora_states_gib: float
+    activations_gib_with_checkpointing: float
+    activations_gib_without_checkpointing: float
+    lm_head_chunk_gib: float
+    overhead_gib: float
+    total_gib: float
+    """With the configured gradient-checkpointing setting."""
+    tokens_per_step: int
+    flops_per_token: float
+    seconds_per_step: float | None
+    peak_tflops: float | None
+
+
+def lora_parameters(arch: Architecture, targets: tuple[str, ...], rank: int) -> int:
+    shapes = arch.projection_shapes()
+    return arch.layers * sum(rank * (shapes[t][0] + shapes[t][1]) for t in targets if t in shapes)
+
+
+def estimate(config: ShoptuneConfig, model_config: dict, *, peak_tflops: float | None = None) -> Estimate:
+    train = config.train
+    arch = Architecture.from_config(model_config)
+    trainable = lora_parameters(arch, train.target_modules, train.lora_r)
+    half = 4 if train.precision == "fp32" else 2
+    if train.method == "qlora":
+        weights = arch.linear_parameters() * NF4_BYTES_PER_PARAM + arch.other_parameters() * 2
+    else:
+        weights = arch.total_parameters() * half
+    lora_states = trainable * LORA_BYTES_PER_PARAM
+    micro_tokens = train.per_device_batch_size * train.max_length
+    kv = arch.kv_heads * arch.head_dim
+    full_layer = (6 * arch.hidden + 2 * kv + 3 * arch.intermediate) * half
+    without = micro_tokens * arch.layers * full_layer
+    with_checkpointing = micro_tokens * (arch.layers * arch.hidden * half + full_layer)
+    head_tile = min(micro_tokens, FUSED_HEAD_TOKEN_CHUNK) * min(arch.vocab, FUSED_HEAD_VOCAB_CHUNK)
+    head_chunk = head_tile * 4 * 2  # fp32 logits tile + its gradient in backward
+    activations = with_checkpointing if train.gradient_checkpointing else without
+    total = weights + lora_states + activations + head_chunk + CUDA_OVERHEAD_BYTES
+    n = arch.total_parameters()
+    flops_per_token = (6 if train.gradient_checkpointing else 4) * n
+    tokens_per_step = micro_tokens * train.gradient_accumulation_steps
+    seconds = tokens_per_step * flops_per_token / (peak_tflops * 1e12 * ASSUMED_MFU) if peak_tflops else None
+    return Estimate(
+        model=config.model.name,
+        total_parameters=n,
+        trainable_parameters=trainable,
+        weights_gib=weights / GIB,
+        lora_states_gib=lora_states / GIB,
+        activations_gib_with_checkpointing=with_checkpointing / GIB,
+        activations_gib_without_checkpointing=without / GIB,
+        lm_head_chunk_gib=head_chunk / GIB,
+        overhead_gib=CUDA_OVERHEAD_BYTES / GIB,
+        total_gib=total / GIB,
+        tokens_per_step=tokens_per_step,
+        flops_per_token=float(flops_per_token),
+        seconds_per_step=seconds,
+        peak_tflops=peak_tflops,
+    )
+
+
+def read_model_config(model_dir: Path) -> dict:
+    return json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+
+
+def render(est: Estimate, config: ShoptuneConfig, steps: int | None) -> str:
+    train = config.train
+    lines = [
+        f"model {est.model}: {est.total_parameters:,} parameters; LoRA r={train.lora_r} on "
+        f"{', '.join(train.target_modules)}: {est.trainable_parameters:,} trainable "
+        f"({100 * est.trainable_parameters / est.total_parameters:.2f}%)",
+        f"method {train.method}, precision {train.precision}, batch {train.per_device_batch_size} x "
+        f"{train.max_length} tokens, accumulation {train.gradient_accumulation_steps}",
+        "estimated GPU memory (GiB):",
+        f"  weights                {est.weights_gib:8.2f}",
+        f"  LoRA weights+grads+Adam{est.lora_states_gib:8.2f}",
+        f"  activations            {est.activations_gib_with_checkpointing:8.2f} with checkpointing, "
+        f"{est.activations_gib_without_checkpointing:.2f} without",
+        f"  fused LM head chunk    {est.lm_head_chunk_gib:8.2f}",
+        f"  CUDA context, slack    {est.overhead_gib:8.2f}",
+        f"  total                  {est.total_gib:8.2f}  (gradient checkpointing "
+        f"{'on' if train.gradient_checkpointing else 'off'})",
+        f"tokens per optimizer step: {est.tokens_per_step:,} (upper bound: every record at max_length)",
+        f"FLOPs per token: {est.flops_per_token:.3g}",
+    ]
+    if est.seconds_per_step is not None:
+        line = (
+            f"at {est.peak_tflops:g} peak TFLOP/s and {ASSUMED_MFU:.0%} utilisation: {est.seconds_per_step:.2f} s/step"
+        )
+        if steps:
+            line += f", {steps} steps ~ {est.seconds_per_step * steps / 3600:.2f} h"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def planned_steps(config: ShoptuneConfig, train_records: int | None) -> int | None:
+    if config.train.max_steps:
+        return config.train.max_steps
+    if train_records is None:
+        return None
+    per_step = config.train.per_device_batch_size * config.train.gradient_accumulation_steps
+    return math.ceil(train_records / per_step * config.train.epochs)
+
+
+def as_dict(est: Estimate) -> dict:
+    return asdict(est)
