@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
-from shoptune.core.errors import NotBuiltYet
+from shoptune.cli.console import say
+from shoptune.cli.options import config_option, load_cli_config, set_option
+from shoptune.core.errors import EXIT_VERDICT_FAILED, BadInputError
+
+_DATA = click.option(
+    "--data",
+    "data",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="JSONL corpus to evaluate on (e.g. the test split).",
+)
+_OUT = click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False))
+_TASK = click.option(
+    "--task",
+    "task_name",
+    default="shop",
+    show_default=True,
+    help="Evaluation task: a name in eval/tasks/ or a .yaml path.",
+)
+_BASELINE = click.option(
+    "--baseline",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Another report on the same data: paired bootstrap verdict per metric.",
+)
 
 
 @click.group("eval")
@@ -13,18 +39,164 @@ def eval_group() -> None:
 
 
 @eval_group.command("run")
-def run() -> None:
-    """Generate answers for an eval set with a model or endpoint, then score them."""
-    raise NotBuiltYet("eval run", issue=5)
+@config_option
+@set_option
+@_DATA
+@_OUT
+@_TASK
+@_BASELINE
+@click.option("--model", "model", default=None, help="Registry name or model directory (in-process transformers).")
+@click.option("--adapter", type=click.Path(path_type=Path, file_okay=False), help="A PEFT adapter on top of --model.")
+@click.option(
+    "--endpoint", default=None, help="Base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1."
+)
+@click.option("--model-name", default=None, help="Model (or LoRA module) name on the endpoint.")
+@click.option(
+    "--structured/--free-form",
+    "structured",
+    default=None,
+    help="Extraction with response_format json_schema (endpoint only). Default: eval.structured_output.",
+)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N records (smoke runs).")
+def run(
+    config_path, overrides, data, out_dir, task_name, baseline, model, adapter, endpoint, model_name, structured, limit
+) -> None:
+    """Generate answers with a model or an endpoint, then score them into a report."""
+    from shoptune.eval.backends import EndpointBackend, TransformersBackend
+    from shoptune.eval.runner import build_report, save, select_records, timed_generate
+    from shoptune.eval.tasks import load_task
+
+    config = load_cli_config(config_path, overrides)
+    task = load_task(task_name)
+    if (model is None) == (endpoint is None):
+        raise BadInputError("give exactly one of --model NAME_OR_DIR or --endpoint URL (with --model-name)")
+    structured = config.eval.structured_output if structured is None else structured
+    if structured and endpoint is None:
+        raise BadInputError("structured output needs an endpoint with guided decoding (vLLM): use --endpoint")
+    records = select_records(data, task, limit)
+    if endpoint is not None:
+        if not model_name:
+            raise BadInputError("--endpoint needs --model-name (the served model or LoRA module name)")
+        backend = EndpointBackend(
+            endpoint,
+            model_name,
+            api_key=os.environ.get(config.serve.api_key_env, ""),
+            concurrency=config.eval.concurrency,
+            max_new_tokens=config.eval.max_new_tokens,
+            temperature=config.eval.temperature,
+            structured_output=structured,
+        )
+        identity = {"name": model_name, "endpoint": endpoint}
+    else:
+        from shoptune.models import resolve_model_dir
+        from shoptune.models.identity import model_identity
+
+        model_dir = resolve_model_dir(
+            model, path_override=config.model.path if model == config.model.name else None, log=say
+        )
+        backend = TransformersBackend(
+            model_dir,
+            adapter_dir=adapter,
+            dtype=config.model.dtype,
+            batch_size=config.eval.batch_size,
+            max_new_tokens=config.eval.max_new_tokens,
+            temperature=config.eval.temperature,
+        )
+        identity = model_identity(model, model_dir)
+        if adapter is not None:
+            from shoptune.core.hashing import sha256_file
+
+            identity["adapter"] = {"path": str(adapter), "sha256": sha256_file(adapter / "adapter_model.safetensors")}
+    predictions = timed_generate(backend, records, say)
+    mode = {
+        "backend": backend.name,
+        "structured_output": bool(structured),
+        "temperature": config.eval.temperature,
+        "max_new_tokens": config.eval.max_new_tokens,
+    }
+    report, samples = build_report(
+        config=config,
+        task=task,
+        data=data,
+        records=records,
+        predictions=predictions,
+        model=identity,
+        mode=mode,
+        baseline=baseline,
+    )
+    save(out_dir, report, samples, config, predictions)
+    _summary(report, out_dir)
 
 
 @eval_group.command("score")
-def score() -> None:
-    """Score saved predictions against an eval set, without a model."""
-    raise NotBuiltYet("eval score", issue=5)
+@config_option
+@set_option
+@_DATA
+@_OUT
+@_TASK
+@_BASELINE
+@click.option(
+    "--predictions",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help='JSONL of {"id": ..., "output": "raw model text"}.',
+)
+def score(config_path, overrides, data, out_dir, task_name, baseline, predictions) -> None:
+    """Score saved outputs against an eval set, without a model."""
+    from shoptune.eval.runner import build_report, load_predictions, save, select_records
+    from shoptune.eval.tasks import load_task
+
+    config = load_cli_config(config_path, overrides)
+    task = load_task(task_name)
+    records = select_records(data, task, None)
+    outputs = load_predictions(predictions)
+    unknown = sorted(set(outputs) - {r["id"] for r in records})
+    if unknown:
+        say(f"warning: {len(unknown)} prediction id(s) match no evaluated record (e.g. {unknown[0]})")
+    mode = {"backend": "saved-predictions", "structured_output": None, "predictions": str(predictions)}
+    report, samples = build_report(
+        config=config,
+        task=task,
+        data=data,
+        records=records,
+        predictions=outputs,
+        model={"name": Path(predictions).stem},
+        mode=mode,
+        baseline=baseline,
+    )
+    save(out_dir, report, samples, config, None)
+    _summary(report, out_dir)
 
 
 @eval_group.command("gate")
-def gate() -> None:
-    """Exit 1 when a report misses a configured threshold or regresses from a baseline."""
-    raise NotBuiltYet("eval gate", issue=5)
+@click.argument("report_dir", type=click.Path(path_type=Path, file_okay=False))
+@_BASELINE
+@config_option
+def gate(report_dir, baseline, config_path) -> None:
+    """Exit 1 listing each failed gate (below threshold, or worse than --baseline); 0 otherwise."""
+    from shoptune.config import load_config
+    from shoptune.eval.gate import check_gates
+
+    config = load_config(config_path) if config_path else None
+    failures = check_gates(report_dir, config=config, baseline=baseline)
+    for failure in failures:
+        click.echo(f"FAIL {failure}")
+    if failures:
+        raise SystemExit(EXIT_VERDICT_FAILED)
+    click.echo(f"all gates passed for {report_dir}")
+
+
+def _summary(report: dict, out_dir: Path) -> None:
+    metrics = report["metrics"]
+    shown = ", ".join(
+        f"{k} {metrics[k]:.3f}"
+        for k in (
+            "json_valid_rate",
+            "schema_valid_rate",
+            "exact_match_rate",
+            "recommend_grounded_rate",
+            "tone_compliance_rate",
+        )
+        if k in metrics
+    )
+    click.echo(f"{report['n']} records: {shown}; report in {out_dir}")

@@ -42,9 +42,6 @@ def test_every_command_has_help(command: tuple[str, ...]) -> None:
 
 
 NOT_BUILT = [
-    (("eval", "run"), 5),
-    (("eval", "score"), 5),
-    (("eval", "gate"), 5),
     (("serve", "vllm"), 6),
     (("serve", "app"), 6),
     (("serve", "up"), 6),

@@ -54,6 +54,7 @@ def ensure_dataset(config: ShoptuneConfig, data_dir: Path, tokenizer: Any, log: 
     with open(data_dir / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (data_dir / "train.jsonl").is_file() and (data_dir / "val.jsonl").is_file():
+            _check_built_with(config, data_dir)
             return data_dir
         from shoptune.data.build import build_dataset, token_limit_for
 
@@ -61,6 +62,27 @@ def ensure_dataset(config: ShoptuneConfig, data_dir: Path, tokenizer: Any, log: 
         build_dataset(config.data, data_dir, token_limit_for(config.model.name, tokenizer, config.data.max_tokens))
         write_resolved_config(config, data_dir)
     return data_dir
+
+
+def _check_built_with(config: ShoptuneConfig, data_dir: Path) -> None:
+    """A corpus `data build` made from another data config is stale for this run: say so."""
+    from dataclasses import asdict
+
+    manifest_path = data_dir / "manifest.json"
+    if not manifest_path.is_file():
+        return  # the user's own files: nothing to compare against
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    built = manifest.get("data_config")
+    if built is not None and json.loads(json.dumps(asdict(config.data))) != built:
+        changed = sorted(
+            k
+            for k in built.keys() | asdict(config.data).keys()
+            if built.get(k) != json.loads(json.dumps(asdict(config.data))).get(k)
+        )
+        raise BadInputError(
+            f"{data_dir} was built with a different data config ({', '.join(changed)} differ); rebuild it with "
+            f"`shoptune data build --config <this config> --out {data_dir}` or pass --data with another folder"
+        )
 
 
 def _check_run_folder(run: RunFolder, config: ShoptuneConfig, resume: bool) -> Path | None:

@@ -13,6 +13,9 @@ from shoptune.data.tasks.faq import ask
 from shoptune.data.tasks.queries import ProductQuery, sample_product_query
 from shoptune.data.tasks.recommend import product_detail, recommendation_body, recommended, retrieve_candidates
 
+CHAT_CONTEXT_SIZE = 4
+"""Fewer products than a single recommendation shows: the turns need the room."""
+
 
 class NoConversation(Redraw):
     """This draw cannot make a conversation of at least two exchanges; draw again."""
@@ -42,7 +45,7 @@ def _colour_follow_up(ctx: TaskContext, query: ProductQuery, candidates: list[Pr
 
 def shopping_conversation(ctx: TaskContext) -> dict[str, Any]:
     query = sample_product_query(ctx, forbid=frozenset({"color"}))
-    candidates = retrieve_candidates(ctx, query)
+    candidates = retrieve_candidates(ctx, query, size=CHAT_CONTEXT_SIZE)
     picks = recommended(query, candidates)
     turns = [(query.text, ctx.styled(recommendation_body(ctx, query, picks), first_reply=True))]
     last_list = picks

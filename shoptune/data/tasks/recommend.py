@@ -22,12 +22,12 @@ def recommended(query: ProductQuery, candidates: Sequence[Product]) -> list[Prod
     return sorted(hits, key=lambda p: (p.price, p.sku))[:MAX_RECOMMENDED]
 
 
-def retrieve_candidates(ctx: TaskContext, query: ProductQuery) -> list[Product]:
+def retrieve_candidates(ctx: TaskContext, query: ProductQuery, size: int = CONTEXT_SIZE) -> list[Product]:
     """What retrieval would hand the model: the target, other products of the same kind
     (some matching, some not, some out of stock) and a few of other brands, shuffled."""
     same_noun = [p for p in ctx.regular_products(lambda p: p.noun_zh == query.noun_zh) if p.sku != query.target.sku]
     ctx.rng.shuffle(same_noun)
-    picked = [query.target, *same_noun[: CONTEXT_SIZE - 1]]
+    picked = [query.target, *same_noun[: size - 1]]
     ctx.rng.shuffle(picked)
     ctx.note_products(picked)
     return picked

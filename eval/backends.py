@@ -1,0 +1,158 @@
+"""Where predictions come from: the model in-process (transformers, batched, left padding) or any
+OpenAI-compatible endpoint (shoptune's vLLM server, concurrent requests). Greedy by default.
+
+Both send exactly the record's conversation minus its final answer, rendered by the served
+model's own chat template, so a score measures the model, not a prompt difference.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shoptune.core.errors import BadInputError, EnvironmentProblem
+from shoptune.data import resources
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    id: str
+    output: str
+    seconds: float
+    completion_tokens: int
+
+
+def prompt_messages(record: dict[str, Any]) -> list[dict[str, str]]:
+    return record["messages"][:-1]
+
+
+def response_format(record: dict[str, Any]) -> dict[str, Any] | None:
+    """vLLM structured output for extraction records: the record's own JSON Schema."""
+    if record["task"] != "extract":
+        return None
+    name = record["schema"]
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": resources.schemas()[name], "strict": True}}
+
+
+class TransformersBackend:
+    name = "transformers"
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        adapter_dir: Path | None,
+        dtype: str,
+        batch_size: int,
+        max_new_tokens: int,
+        temperature: float,
+    ) -> None:
+        from shoptune.models.loading import load_causal_lm, load_tokenizer
+
+        self.tokenizer = load_tokenizer(adapter_dir or model_dir)
+        self.tokenizer.padding_side = "left"
+        model = load_causal_lm(model_dir, dtype=dtype)  # type: ignore[arg-type]
+        if adapter_dir is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(adapter_dir)).eval()
+        self.model = model
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+
+    def generate(self, records: Sequence[dict[str, Any]], progress: Progress = lambda _: None) -> list[Prediction]:
+        import torch
+
+        prompts = [
+            self.tokenizer.apply_chat_template(prompt_messages(r), tokenize=False, add_generation_prompt=True)
+            for r in records
+        ]
+        order = sorted(range(len(records)), key=lambda i: len(prompts[i]), reverse=True)  # similar lengths batch
+        results: dict[int, Prediction] = {}
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            encoded = self.tokenizer(
+                [prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(self.model.device)
+            sampling = (
+                {"do_sample": True, "temperature": self.temperature}
+                if self.temperature > 0
+                else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+            )
+            started = time.perf_counter()
+            with torch.inference_mode():
+                output = self.model.generate(
+                    **encoded, max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
+                )
+            seconds = (time.perf_counter() - started) / len(batch)
+            new_tokens = output[:, encoded["input_ids"].shape[1] :]
+            for row, index in enumerate(batch):
+                ids = [t for t in new_tokens[row].tolist() if t != self.tokenizer.pad_token_id]
+                text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                results[index] = Prediction(records[index]["id"], text, seconds, len(ids))
+            progress(len(batch))
+        return [results[i] for i in range(len(records))]
+
+
+class EndpointBackend:
+    name = "openai-endpoint"
+
+    def __init__(
+        self,
+        base_url: str,
+        model_name: str,
+        *,
+        api_key: str,
+        concurrency: int,
+        max_new_tokens: int,
+        temperature: float,
+        structured_output: bool,
+        timeout_s: float = 300.0,
+    ) -> None:
+        from openai import OpenAI
+
+        self.client = OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=2)
+        self.model_name = model_name
+        self.concurrency = concurrency
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.structured_output = structured_output
+
+    def _one(self, record: dict[str, Any]) -> Prediction:
+        import openai
+
+        kwargs: dict[str, Any] = {}
+        if self.structured_output and (fmt := response_format(record)) is not None:
+            kwargs["response_format"] = fmt
+        started = time.perf_counter()
+        try:
+            reply = self.client.chat.completions.create(
+                model=self.model_name,
+                messages=prompt_messages(record),
+                max_tokens=self.max_new_tokens,
+                temperature=self.temperature,
+                **kwargs,
+            )
+        except openai.APIConnectionError as exc:
+            raise EnvironmentProblem(f"cannot reach the endpoint {self.client.base_url}: {exc}") from exc
+        except openai.BadRequestError as exc:
+            raise BadInputError(f"the endpoint rejected record {record['id']}: {exc.message}") from exc
+        seconds = time.perf_counter() - started
+        usage = reply.usage.completion_tokens if reply.usage else 0
+        return Prediction(record["id"], reply.choices[0].message.content or "", seconds, usage)
+
+    def generate(self, records: Sequence[dict[str, Any]], progress: Progress = lambda _: None) -> list[Prediction]:
+        def run(record: dict[str, Any]) -> Prediction:
+            prediction = self._one(record)
+            progress(1)
+            return prediction
+
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(run, records))

@@ -1,0 +1,116 @@
+"""Grounding: recommendations against the catalogue, FAQ answers against the policy, and
+multi-turn answers against what the history required.
+
+Products are recognised by their catalogue names (zh or en) in the answer; a numbered item line
+("1. <name>，¥<price>…" / "1. <name>, ¥<price>, …", the format the corpus teaches) whose name is
+not in the catalogue counts as a hallucinated product.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from shoptune.data import resources
+from shoptune.data.resources import Product
+
+ITEM_LINE = re.compile(r"^\s*\d+\.\s*(?P<name>[^，,\n]+?)\s*[，,]\s*¥(?P<price>\d+(?:\.\d+)?)", re.MULTILINE)
+PRICE = re.compile(r"¥\s?(\d+(?:,\d{3})*(?:\.\d+)?)")
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+@functools.cache
+def _names() -> dict[str, Product]:
+    table: dict[str, Product] = {}
+    for product in resources.catalogue():
+        table[product.name_zh] = product
+        table[product.name_en] = product
+    return table
+
+
+def named_products(text: str) -> list[Product]:
+    """Catalogue products whose name appears in `text`, longest names first, each once."""
+    found, seen = [], set()
+    for name in sorted(_names(), key=len, reverse=True):
+        if name in text and _names()[name].sku not in seen:
+            found.append(_names()[name])
+            seen.add(_names()[name].sku)
+            text = text.replace(name, " ")
+    return found
+
+
+def _within(product: Product, price_range: list | None) -> bool:
+    if not price_range:
+        return True
+    low, high = price_range
+    return (low is None or product.price >= low) and (high is None or product.price <= high)
+
+
+def score_record(record: dict[str, Any], output: str | None) -> dict[str, float | None]:
+    text = output or ""
+    items = ITEM_LINE.findall(text)
+    hallucinated = sum(1 for name, _ in items if name.strip() not in _names())
+    products = named_products(text)
+    query = (record.get("meta") or {}).get("query") or {}
+    price_range = query.get("price_range")
+    in_stock = all(p.in_stock for p in products)
+    in_budget = all(_within(p, price_range) for p in products)
+    prices_exact = all(
+        name.strip() in _names() and float(price) == _names()[name.strip()].price for name, price in items
+    )
+    reference = set((record.get("meta") or {}).get("recommended_skus") or [])
+    if not reference:  # imported records: the reference answer says what it recommends
+        reference = {p.sku for p in named_products(record["messages"][-1]["content"])}
+    named = {p.sku for p in products}
+    # Saying nothing is not grounded: an answer names products exactly when the reference does.
+    answers_in_kind = bool(named) == bool(reference)
+    return {
+        "recommend_grounded": float(hallucinated == 0 and in_stock and in_budget and prices_exact and answers_in_kind),
+        "recommend_in_stock": float(in_stock),
+        "recommend_in_budget": float(in_budget),
+        "recommend_prices_exact": float(prices_exact),
+        "hallucinated_items": float(hallucinated),
+        "listed_items": float(len(items)),
+        "recommend_reference_recall": (len(reference & named) / len(reference)) if reference else None,
+    }
+
+
+def _policy_numbers(topic_ids: list[str]) -> tuple[set[str], set[str]]:
+    """(figures the topics require, every figure their text and answers contain)."""
+    topics = {t.id: t for t in resources.policy()}
+    required, allowed = set(), set()
+    for topic_id in topic_ids:
+        topic = topics.get(topic_id)
+        if topic is None:
+            continue
+        required |= {str(value) for value in topic.facts.values()}
+        for lang in ("zh", "en"):
+            allowed |= set(NUMBER.findall(topic.text[lang])) | set(NUMBER.findall(topic.answer[lang]))
+    return required, allowed
+
+
+def score_faq(record: dict[str, Any], output: str | None) -> dict[str, float | None]:
+    topics = (record.get("meta") or {}).get("policy_topics") or []
+    if not topics:
+        return {"faq_grounded": None, "faq_fact_recall": None}
+    required, allowed = _policy_numbers(topics)
+    stated = set(NUMBER.findall(output or ""))
+    recall = len(required & stated) / len(required) if required else 1.0
+    invented = stated - allowed
+    return {"faq_grounded": float(recall == 1.0 and not invented), "faq_fact_recall": recall}
+
+
+def score_history(record: dict[str, Any], output: str | None) -> dict[str, float | None]:
+    """The last turn of a conversation: same catalogue products as the reference (for follow-ups
+    like "那黑色的呢？" / "the cheaper one"), or the same policy figures for policy follow-ups."""
+    reference = record["messages"][-1]["content"]
+    expected = {p.sku for p in named_products(reference)}
+    got = {p.sku for p in named_products(output or "")}
+    if expected or got:
+        return {"history_resolved": float(expected == got)}
+    expected_numbers = set(NUMBER.findall(reference))
+    got_numbers = set(NUMBER.findall(output or ""))
+    if expected_numbers:
+        return {"history_resolved": float(expected_numbers <= got_numbers)}
+    return {"history_resolved": None}

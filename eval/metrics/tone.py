@@ -1,0 +1,32 @@
+"""Tone against the brand style guide (datasets/brand/style_guide.yaml)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from shoptune.data import resources
+
+EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
+
+
+def score_record(record: dict[str, Any], output: str | None) -> dict[str, float | None]:
+    style = resources.style_guide()
+    lang = record["lang"]
+    text = (output or "").strip()
+    first_reply = sum(m["role"] == "assistant" for m in record["messages"]) == 1
+    opening = style.greeting[lang] if first_reply else style.opener[lang]
+    forbidden = style.forbidden_pronoun.get(lang)
+    emoji = EMOJI.findall(text)
+    length_ok = len(text) <= style.max_zh_chars if lang == "zh" else len(text.split()) <= style.max_en_words
+    checks = {
+        "tone_opening": (not opening) or text.startswith(opening),
+        "tone_sign_off": text.endswith(style.sign_off[lang]),
+        "tone_address": not forbidden or forbidden not in text.replace(style.pronoun[lang], ""),
+        "tone_no_banned_phrase": not any(p.casefold() in text.casefold() for p in style.banned_phrases[lang]),
+        "tone_emoji": len(emoji) <= style.emoji_max and all(e in style.emoji_allowed for e in emoji),
+        "tone_length": length_ok and bool(text),
+    }
+    scores: dict[str, float | None] = {name: float(ok) for name, ok in checks.items()}
+    scores["tone_compliant"] = float(all(checks.values()))
+    return scores
