@@ -56,7 +56,6 @@ class TransformersBackend:
         from shoptune.models.loading import load_causal_lm, load_tokenizer
 
         self.tokenizer = load_tokenizer(adapter_dir or model_dir)
-        self.tokenizer.padding_side = "left"
         model = load_causal_lm(model_dir, dtype=dtype)  # type: ignore[arg-type]
         if adapter_dir is not None:
             from peft import PeftModel
@@ -68,37 +67,63 @@ class TransformersBackend:
         self.temperature = temperature
 
     def generate(self, records: Sequence[dict[str, Any]], progress: Progress = lambda _: None) -> list[Prediction]:
-        import torch
+        return generate_in_process(
+            self.model,
+            self.tokenizer,
+            records,
+            batch_size=self.batch_size,
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            progress=progress,
+        )
 
-        prompts = [
-            self.tokenizer.apply_chat_template(prompt_messages(r), tokenize=False, add_generation_prompt=True)
-            for r in records
-        ]
-        order = sorted(range(len(records)), key=lambda i: len(prompts[i]), reverse=True)  # similar lengths batch
-        results: dict[int, Prediction] = {}
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            encoded = self.tokenizer(
-                [prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
-            ).to(self.model.device)
-            sampling = (
-                {"do_sample": True, "temperature": self.temperature}
-                if self.temperature > 0
-                else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+
+def generate_in_process(
+    model: Any,
+    tokenizer: Any,
+    records: Sequence[dict[str, Any]],
+    *,
+    batch_size: int,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    progress: Progress = lambda _: None,
+) -> list[Prediction]:
+    """Batched generation with left padding (also used mid-training for generation metrics)."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    prompts = [
+        tokenizer.apply_chat_template(prompt_messages(r), tokenize=False, add_generation_prompt=True) for r in records
+    ]
+    order = sorted(range(len(records)), key=lambda i: len(prompts[i]), reverse=True)  # similar lengths batch
+    sampling: dict[str, Any] = (
+        {"do_sample": True, "temperature": temperature}
+        if temperature > 0
+        else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    )
+    results: dict[int, Prediction] = {}
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        encoded = tokenizer(
+            [prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
+        ).to(model.device)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = model.generate(
+                **encoded,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                use_cache=True,
+                **sampling,
             )
-            started = time.perf_counter()
-            with torch.inference_mode():
-                output = self.model.generate(
-                    **encoded, max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
-                )
-            seconds = (time.perf_counter() - started) / len(batch)
-            new_tokens = output[:, encoded["input_ids"].shape[1] :]
-            for row, index in enumerate(batch):
-                ids = [t for t in new_tokens[row].tolist() if t != self.tokenizer.pad_token_id]
-                text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                results[index] = Prediction(records[index]["id"], text, seconds, len(ids))
-            progress(len(batch))
-        return [results[i] for i in range(len(records))]
+        seconds = (time.perf_counter() - started) / len(batch)
+        new_tokens = output[:, encoded["input_ids"].shape[1] :]
+        for row, index in enumerate(batch):
+            ids = [t for t in new_tokens[row].tolist() if t != tokenizer.pad_token_id]
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            results[index] = Prediction(records[index]["id"], text, seconds, len(ids))
+        progress(len(batch))
+    return [results[i] for i in range(len(records))]
 
 
 class EndpointBackend:

@@ -114,7 +114,22 @@ def build_report(
     outputs = predictions if isinstance(predictions, dict) else {p.id: p.output for p in predictions}
     samples = score_samples(records, outputs, task.metrics)
     eval_config = config.eval
+    judged = None
+    if eval_config.judge_endpoint:
+        from shoptune.eval.judge import judge
+
+        judged = judge(records, outputs, eval_config)
+        for sample in samples:
+            if sample.record["id"] in judged["scores"]:
+                sample.scores["judge_score"] = judged["scores"][sample.record["id"]]
     summary = aggregate(samples, bootstrap_samples=eval_config.bootstrap_samples, seed=eval_config.seed)
+    if judged is not None:
+        summary["judge"] = {
+            "endpoint": eval_config.judge_endpoint,
+            "model": eval_config.judge_model,
+            "failures": judged["failures"],
+            "judged": judged["judged"],
+        }
     timed = [] if isinstance(predictions, dict) else list(predictions)
     seconds = sum(p.seconds for p in timed)
     tokens = sum(p.completion_tokens for p in timed)

@@ -40,7 +40,9 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path) -> 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
     out = tmp_path_factory.mktemp("tiny-run") / "run"
-    done = run_shoptune("train", str(TINY), "--out", str(out), "--data", str(tiny_data))
+    done = run_shoptune(
+        "train", str(TINY), "--out", str(out), "--data", str(tiny_data), "--set", "train.generation_eval_records=4"
+    )
     assert done.returncode == 0, done.stderr
     return out
 
@@ -147,10 +149,21 @@ def test_run_folder(tiny_run: Path, tiny_data: Path) -> None:
     assert manifest["final_metrics"]["steps"] == 10 and manifest["final_metrics"]["eval_loss"] > 0
     metrics = _records(tiny_run / "metrics.jsonl")
     assert [m["step"] for m in metrics] == list(range(1, 11))
-    assert all(
-        set(m) == {"step", "loss", "learning_rate", "grad_norm", "tokens_per_second", "eval_loss"} for m in metrics
-    )
+    keys = {
+        "step",
+        "loss",
+        "learning_rate",
+        "grad_norm",
+        "tokens_per_second",
+        "eval_loss",
+        "eval_json_valid_rate",
+        "eval_field_accuracy",
+    }
+    assert all(set(m) == keys for m in metrics)
     assert [m["step"] for m in metrics if m["eval_loss"] is not None] == [5, 10]
+    # generation metrics from the eval package, logged beside the eval loss
+    assert [m["step"] for m in metrics if m["eval_json_valid_rate"] is not None] == [5, 10]
+    assert all(0 <= m["eval_field_accuracy"] <= 1 for m in metrics if m["eval_field_accuracy"] is not None)
     assert sorted(p.name for p in (tiny_run / "checkpoints").iterdir() if p.name.startswith("step-")) == [
         "step-000005",
         "step-000010",

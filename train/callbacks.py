@@ -11,7 +11,17 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-METRIC_KEYS = ("step", "loss", "learning_rate", "grad_norm", "tokens_per_second", "eval_loss")
+METRIC_KEYS = (
+    "step",
+    "loss",
+    "learning_rate",
+    "grad_norm",
+    "tokens_per_second",
+    "eval_loss",
+    "eval_json_valid_rate",
+    "eval_field_accuracy",
+)
+EVAL_KEYS = ("eval_loss", "eval_json_valid_rate", "eval_field_accuracy")
 
 
 class MetricsFile(TrainerCallback):
@@ -35,12 +45,12 @@ class MetricsFile(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
             return
-        if "eval_loss" in logs:
-            if self.pending is not None and self.pending["step"] == state.global_step:
-                self.pending["eval_loss"] = logs["eval_loss"]
-            else:
+        evaluated = {key: logs[key] for key in EVAL_KEYS if key in logs}
+        if evaluated:
+            if self.pending is None or self.pending["step"] != state.global_step:
                 self._flush()
-                self.pending = {**dict.fromkeys(METRIC_KEYS), "step": state.global_step, "eval_loss": logs["eval_loss"]}
+                self.pending = {**dict.fromkeys(METRIC_KEYS), "step": state.global_step}
+            self.pending.update(evaluated)
             return
         if "loss" not in logs:
             return  # the end-of-training summary (train_runtime, ...) goes to the manifest instead
@@ -55,7 +65,7 @@ class MetricsFile(TrainerCallback):
             "learning_rate": logs.get("learning_rate"),
             "grad_norm": logs.get("grad_norm"),
             "tokens_per_second": round(speed, 2) if speed is not None else None,
-            "eval_loss": None,
+            **dict.fromkeys(EVAL_KEYS),
         }
 
     def on_evaluate(self, args, state, control, **kwargs):
@@ -169,3 +179,39 @@ class NonFiniteLossGuard(TrainerCallback):
                 self.bad_step, self.bad_value = state.global_step, f"{key} = {float(value)}"
                 control.should_training_stop = True
                 control.should_save = False
+
+
+class GenerationMetrics(TrainerCallback):
+    """At each evaluation, generate answers for a fixed sample of validation extraction records
+    with the model being trained, score them with the eval package, and log the JSON validity
+    and mean field accuracy beside the eval loss."""
+
+    def __init__(self, records: list[dict[str, Any]], tokenizer: Any, *, max_new_tokens: int = 128) -> None:
+        self.records = records
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+        self.trainer: Any = None
+
+    def on_evaluate(self, args, state, control, model=None, **kwargs):
+        if not self.records or model is None or not state.is_world_process_zero:
+            return
+        from shoptune.eval.backends import generate_in_process
+        from shoptune.eval.metrics import extraction
+
+        was_training = model.training
+        model.eval()
+        try:
+            predictions = generate_in_process(
+                model, self.tokenizer, self.records, batch_size=8, max_new_tokens=self.max_new_tokens
+            )
+        finally:
+            if was_training:
+                model.train()
+        scores = [extraction.score_record(r, p.output) for r, p in zip(self.records, predictions, strict=True)]
+        fields = [v for s in scores for k, v in s.items() if k.startswith("field:")]
+        logs = {
+            "eval_json_valid_rate": sum(s["json_valid"] for s in scores) / len(scores),
+            "eval_field_accuracy": sum(fields) / len(fields) if fields else 0.0,
+        }
+        if self.trainer is not None:
+            self.trainer.log(logs)

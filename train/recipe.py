@@ -22,7 +22,7 @@ from shoptune.core.atomic import atomic_directory, atomic_write_json
 from shoptune.core.errors import BadInputError, ShoptuneError
 from shoptune.core.hashing import sha256_file
 from shoptune.core.provenance import provenance, utc_now
-from shoptune.train.callbacks import MetricsFile, NonFiniteLossGuard, ProgressLine
+from shoptune.train.callbacks import GenerationMetrics, MetricsFile, NonFiniteLossGuard, ProgressLine
 from shoptune.train.checkpoints import AtomicCheckpointTrainer, newest_checkpoint, remove_partial_checkpoints
 from shoptune.train.dataset import TrainingRows, build_rows
 from shoptune.train.fused_loss import enable_compact_fused_head
@@ -105,6 +105,16 @@ def _check_run_folder(run: RunFolder, config: ShoptuneConfig, resume: bool) -> P
     for path in removed:
         print(f"removed a partial checkpoint left by an interrupted save: {path}")
     return newest_checkpoint(run.checkpoints)
+
+
+def _generation_sample(val_path: Path, config: ShoptuneConfig) -> list[dict[str, Any]]:
+    """The first N validation extraction records (fixed, so the curve compares like with like)."""
+    wanted = config.train.generation_eval_records
+    if not wanted:
+        return []
+    from shoptune.data.reading import read_records
+
+    return [r for r in read_records(val_path) if r["task"] == "extract"][:wanted]
 
 
 def _silent(_: str) -> None:
@@ -268,6 +278,7 @@ def run_training(
 
     metrics = MetricsFile(run.metrics)
     guard = NonFiniteLossGuard()
+    generation = GenerationMetrics(_generation_sample(data_dir / "val.jsonl", config), tokenizer)
     trainer = AtomicCheckpointTrainer(
         model=model,
         args=_sft_config(config, run, device, has_eval=bool(val_rows.rows)),
@@ -275,6 +286,7 @@ def run_training(
         eval_dataset=val_rows.to_dataset() if val_rows.rows else None,
         processing_class=tokenizer,
         callbacks=[
+            generation,
             metrics,
             guard,
             ProgressLine(0, f"train {config.name}"),
@@ -283,6 +295,7 @@ def run_training(
     )
     trainer.remove_callback(PrinterCallback)  # our ProgressLine and metrics.jsonl replace the raw log dicts
     trainer.keep_checkpoints = config.train.save_total_limit
+    generation.trainer = trainer
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if guard.bad_step is not None:
         manifest.update(status="failed", finished_at=utc_now(), failure=f"{guard.bad_value} at step {guard.bad_step}")

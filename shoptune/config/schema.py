@@ -180,6 +180,10 @@ class TrainConfig(ConfigSection):
     save_steps: int = 50
     save_total_limit: int | None = 3
 
+    generation_eval_records: int = 0
+    """At each evaluation, also generate answers for this many validation extraction records and
+    log JSON validity and field accuracy beside the eval loss (0: off; costs generation time)."""
+
     output_root: str = "runs"
     """Runs land in `<output_root>/<config name>` unless `--out` says otherwise."""
 
@@ -215,6 +219,8 @@ class TrainConfig(ConfigSection):
             problems.append(("epochs", f"must be positive, got {self.epochs}"))
         if self.eval_steps is not None and self.eval_steps < 1:
             problems.append(("eval_steps", f"must be at least 1 when set, got {self.eval_steps}"))
+        if self.generation_eval_records < 0:
+            problems.append(("generation_eval_records", f"must be >= 0, got {self.generation_eval_records}"))
         if self.save_total_limit is not None and self.save_total_limit < 1:
             problems.append(("save_total_limit", f"must be at least 1 when set, got {self.save_total_limit}"))
         if self.method == "qlora" and self.precision == "fp32":
@@ -254,6 +260,14 @@ class EvalConfig(ConfigSection):
     gates: dict[str, float] = field(default_factory=dict)
     """Minimum value per metric, e.g. {json_valid_rate: 0.95}; `eval gate` fails below it."""
 
+    judge_endpoint: str | None = None
+    """LLM-as-judge (off when None): an OpenAI-compatible base URL that grades non-extraction answers
+    with the rubric in eval/tasks/judge_rubric.md."""
+
+    judge_model: str | None = None
+    judge_max_error_rate: float = 0.1
+    """The run fails when more than this share of judge calls error or return no valid grade."""
+
     def check(self) -> list[tuple[str, str]]:
         problems = []
         if self.max_new_tokens < 1:
@@ -266,6 +280,10 @@ class EvalConfig(ConfigSection):
             problems.append(("concurrency", f"must be at least 1, got {self.concurrency}"))
         if self.bootstrap_samples < 0:
             problems.append(("bootstrap_samples", f"must be >= 0, got {self.bootstrap_samples}"))
+        if self.judge_endpoint and not self.judge_model:
+            problems.append(("judge_model", "is required when judge_endpoint is set"))
+        if not 0 <= self.judge_max_error_rate <= 1:
+            problems.append(("judge_max_error_rate", f"must be in [0, 1], got {self.judge_max_error_rate}"))
         for metric, threshold in self.gates.items():
             if metric.endswith("_rate") and not 0 <= threshold <= 1:
                 problems.append((f"gates.{metric}", f"a rate threshold must be in [0, 1], got {threshold}"))
@@ -277,6 +295,9 @@ class ServeConfig(ConfigSection):
     """The vLLM OpenAI-compatible server and the storefront service in front of it."""
 
     host: str = "127.0.0.1"
+    served_model_name: str = "shop"
+    """The name clients (the storefront, `eval run --endpoint`) use for the served model."""
+
     vllm_port: int = 8000
     app_port: int = 8080
     ui_port: int = 7860
@@ -305,6 +326,10 @@ class ServeConfig(ConfigSection):
     max_request_bytes: int = 16384
     request_timeout_s: float = 60.0
     log_dir: str = "runs/serve/logs"
+    cors_origins: tuple[str, ...] = ()
+    """Browser origins allowed to call the storefront API; empty = CORS closed."""
+
+    max_new_tokens: int = 256
 
     def check(self) -> list[tuple[str, str]]:
         problems = []

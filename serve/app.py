@@ -1,0 +1,287 @@
+"""The storefront HTTP service (FastAPI on uvicorn), talking to vLLM with the `openai` client.
+
+    SHOPTUNE_API_KEY=secret shoptune serve app --config configs/cpu-smollm2.yaml --llm http://127.0.0.1:8000/v1
+
+Endpoints (all but /healthz need the API key, as `Authorization: Bearer KEY` or `X-API-Key: KEY`):
+  POST /v1/chat {session_id, message}  multi-turn, history per session, catalogue + policy grounding
+  POST /v1/extract {text, schema}      a JSON object valid against the schema, or an error, never invalid JSON
+  POST /v1/recommend {query}           matching in-stock products and a grounded answer
+  GET  /healthz                        liveness (no key)
+  GET  /metrics                        Prometheus: requests, latency, tokens, errors by endpoint
+Every response carries X-Request-ID. The model being down gives 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any, Literal
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from shoptune.data.prompts import detect_language
+from shoptune.serve.masking import mask
+from shoptune.serve.storefront import ModelOutputInvalid, Storefront, product_json
+
+logger = logging.getLogger("shoptune.storefront")
+SESSION_ID = r"^[A-Za-z0-9_.:-]{1,128}$"
+
+
+class ChatRequest(BaseModel):
+    session_id: str = Field(pattern=SESSION_ID, description="Opaque id of the shopper's conversation.")
+    message: str = Field(min_length=1, max_length=4000)
+
+
+class ExtractRequest(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+    schema_name: Literal["product_query", "order_request"] = Field(alias="schema")
+
+    model_config = {"populate_by_name": True}
+
+
+class RecommendRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+
+
+class ErrorBody(BaseModel):
+    error: str
+    request_id: str
+
+
+class Metrics:
+    """Prometheus instruments in a private registry (one per app, so tests can build several)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "storefront_requests_total",
+            "Requests by endpoint and status",
+            ["endpoint", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "storefront_request_seconds",
+            "Request latency by endpoint",
+            ["endpoint"],
+            registry=self.registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+        )
+        self.errors = Counter(
+            "storefront_errors_total", "Errors by endpoint and kind", ["endpoint", "kind"], registry=self.registry
+        )
+        self.tokens = Counter(
+            "storefront_reply_characters_total",
+            "Characters of model replies by endpoint",
+            ["endpoint"],
+            registry=self.registry,
+        )
+
+
+class RequestContext(BaseHTTPMiddleware):
+    """Request id, body size limit, latency/metrics and one masked JSON log line per request."""
+
+    def __init__(self, app: Any, *, metrics: Metrics, max_body_bytes: int) -> None:
+        super().__init__(app)
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def dispatch(self, request: Request, call_next: Any) -> Response:
+        incoming = request.headers.get("x-request-id", "")
+        request_id = incoming if 0 < len(incoming) <= 64 and incoming.replace("-", "").isalnum() else uuid.uuid4().hex
+        request.state.request_id = request_id
+        endpoint = request.url.path
+        if endpoint.startswith("/v1/sessions/"):
+            endpoint = "/v1/sessions/{session_id}"  # one metrics label, not one per shopper
+        started = time.perf_counter()
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            response: Response = _error(413, f"request body over {self.max_body_bytes} bytes", request_id)
+        else:
+            body = await request.body()
+            if len(body) > self.max_body_bytes:
+                response = _error(413, f"request body over {self.max_body_bytes} bytes", request_id)
+            else:
+                response = await call_next(request)
+        elapsed = time.perf_counter() - started
+        response.headers["X-Request-ID"] = request_id
+        if endpoint in {
+            "/v1/chat",
+            "/v1/extract",
+            "/v1/recommend",
+            "/healthz",
+            "/metrics",
+            "/v1/sessions/{session_id}",
+        }:
+            self.metrics.requests.labels(endpoint, str(response.status_code)).inc()
+            self.metrics.latency.labels(endpoint).observe(elapsed)
+        logger.info(
+            json.dumps(
+                {
+                    "request_id": request_id,
+                    "method": request.method,
+                    "path": endpoint,
+                    "status": response.status_code,
+                    "ms": round(elapsed * 1000, 1),
+                }
+            )
+        )
+        return response
+
+
+def _error(status: int, message: str, request_id: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "request_id": request_id}, status_code=status, headers=headers)
+
+
+def create_app(
+    storefront: Storefront, *, api_key: str, max_body_bytes: int = 16384, cors_origins: tuple[str, ...] = ()
+) -> FastAPI:
+    if not api_key:
+        raise ValueError("the storefront needs an API key")
+    metrics = Metrics()
+    app = FastAPI(
+        title="shoptune storefront",
+        version="1.0",
+        description="Customer-service Q&A on the tuned model: chat, extraction, recommendations.",
+    )
+    app.add_middleware(RequestContext, metrics=metrics, max_body_bytes=max_body_bytes)
+    if cors_origins:  # closed by default: no browser origin may call the API unless configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+        )
+
+    def require_key(request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        given = header[7:] if header.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
+        if not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise _Unauthorized
+
+    errors = {
+        401: {"model": ErrorBody},
+        413: {"model": ErrorBody},
+        422: {"model": ErrorBody},
+        502: {"model": ErrorBody},
+        503: {"model": ErrorBody},
+        504: {"model": ErrorBody},
+    }
+
+    @app.exception_handler(_Unauthorized)
+    async def unauthorized(request: Request, _: Exception) -> JSONResponse:
+        return _error(401, "missing or wrong API key", request.state.request_id, {"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors())
+        return _error(422, f"invalid request: {problems}", request.state.request_id)
+
+    @app.exception_handler(Exception)
+    async def failure(request: Request, exc: Exception) -> JSONResponse:
+        import openai
+
+        endpoint = request.url.path
+        request_id = getattr(request.state, "request_id", "-")
+        if isinstance(exc, openai.APITimeoutError):
+            metrics.errors.labels(endpoint, "model_timeout").inc()
+            return _error(504, "the model took too long to answer", request_id)
+        if isinstance(exc, openai.APIConnectionError | openai.InternalServerError):
+            metrics.errors.labels(endpoint, "model_unavailable").inc()
+            return _error(503, "the model is unavailable; retry shortly", request_id, {"Retry-After": "5"})
+        if isinstance(exc, ModelOutputInvalid):
+            metrics.errors.labels(endpoint, "invalid_model_output").inc()
+            return _error(502, str(exc), request_id)
+        if isinstance(exc, openai.BadRequestError):
+            metrics.errors.labels(endpoint, "model_rejected").inc()
+            return _error(422, f"the model rejected the request: {exc.message}", request_id)
+        metrics.errors.labels(endpoint, "internal").inc()
+        logger.error(mask(f"request {request_id} failed: {exc!r}"))
+        return _error(500, "internal error", request_id)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "sessions": storefront.store.ping()}
+
+    @app.get("/metrics", dependencies=[Depends(require_key)], responses=errors)
+    def prometheus() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/chat", dependencies=[Depends(require_key)], responses=errors)
+    def chat(body: ChatRequest, request: Request) -> dict[str, Any]:
+        result = storefront.chat(body.session_id, body.message)
+        metrics.tokens.labels("/v1/chat").inc(len(result.reply))
+        lang = detect_language(body.message)
+        logger.info(
+            mask(
+                json.dumps(
+                    {
+                        "request_id": request.state.request_id,
+                        "session": body.session_id,
+                        "message": body.message,
+                        "reply": result.reply,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        )
+        return {
+            "session_id": body.session_id,
+            "reply": result.reply,
+            "request_id": request.state.request_id,
+            "products": [product_json(p, lang) for p in result.products],
+            "policy_topics": result.policy_topics,
+        }
+
+    @app.get("/v1/sessions/{session_id}", dependencies=[Depends(require_key)], responses=errors)
+    def session(session_id: str, request: Request) -> dict[str, Any]:
+        """The stored conversation of a session (what /v1/chat will send as history)."""
+        if not re.fullmatch(SESSION_ID.strip("^$"), session_id):
+            return _error(422, "invalid session id", request.state.request_id)
+        return {
+            "session_id": session_id,
+            "turns": storefront.store.history(session_id),
+            "request_id": request.state.request_id,
+        }
+
+    @app.post("/v1/extract", dependencies=[Depends(require_key)], responses=errors)
+    def extract(body: ExtractRequest, request: Request) -> dict[str, Any]:
+        value = storefront.extract(body.text, body.schema_name)
+        logger.info(
+            mask(
+                json.dumps(
+                    {"request_id": request.state.request_id, "text": body.text, "result": value}, ensure_ascii=False
+                )
+            )
+        )
+        return {"schema": body.schema_name, "data": value, "request_id": request.state.request_id}
+
+    @app.post("/v1/recommend", dependencies=[Depends(require_key)], responses=errors)
+    def recommend(body: RecommendRequest, request: Request) -> dict[str, Any]:
+        products, answer, extracted = storefront.recommend(body.query)
+        metrics.tokens.labels("/v1/recommend").inc(len(answer))
+        lang = detect_language(body.query)
+        return {
+            "products": [product_json(p, lang) for p in products],
+            "answer": answer,
+            "filters": extracted,
+            "request_id": request.state.request_id,
+        }
+
+    return app
+
+
+class _Unauthorized(Exception):
+    pass

@@ -1,0 +1,203 @@
+"""The storefront's logic, apart from HTTP: extraction, grounded recommendations and multi-turn
+chat on top of the served model. The HTTP layer (serve/app.py) only validates, authenticates and
+maps errors; everything a shopper gets is decided here.
+
+Prompts are built with the same functions training used (`shoptune.data.prompts`), so the model
+sees the system prompt and context layout it was tuned on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from shoptune.data import resources
+from shoptune.data.prompts import (
+    catalogue_context,
+    detect_language,
+    extraction_system_prompt,
+    policy_context,
+    system_message,
+)
+from shoptune.data.resources import PolicyTopic, Product
+from shoptune.serve.retrieval import CatalogueIndex, Filters, terms
+from shoptune.serve.sessions import SessionStore
+
+
+class ModelOutputInvalid(Exception):
+    """The model did not produce a schema-valid object even with guided decoding and a retry."""
+
+
+@dataclass(frozen=True)
+class StorefrontSettings:
+    model_name: str
+    system_prompt: str
+    history_token_budget: int = 1536
+    max_new_tokens: int = 256
+    extraction_retries: int = 1
+
+
+@dataclass
+class ChatResult:
+    reply: str
+    products: list[Product]
+    filters: dict[str, Any]
+    policy_topics: list[str] = field(default_factory=list)
+
+
+def product_json(product: Product, lang: str) -> dict[str, Any]:
+    return {
+        "sku": product.sku,
+        "name": product.name(lang),
+        "price": product.price,
+        "in_stock": product.in_stock,
+        "stock": product.stock,
+        "colors": product.colour_names(lang),
+        "sizes": list(product.sizes),
+    }
+
+
+class PolicyIndex:
+    """Which policy topics a message is about: term overlap with each topic's title, text and questions."""
+
+    def __init__(self) -> None:
+        self.topics = list(resources.policy())
+        self.bags = [
+            set(terms(" ".join([*t.title.values(), *t.text.values(), *t.questions["zh"], *t.questions["en"]])))
+            for t in self.topics
+        ]
+
+    def search(self, text: str, k: int = 2, threshold: float = 0.34) -> list[PolicyTopic]:
+        query = set(terms(text))
+        if not query:
+            return []
+        scored = sorted(((len(query & bag) / len(query), i) for i, bag in enumerate(self.bags)), reverse=True)
+        return [self.topics[i] for score, i in scored[:k] if score >= threshold]
+
+
+class Storefront:
+    def __init__(
+        self,
+        settings: StorefrontSettings,
+        store: SessionStore,
+        llm: Any,
+        tokenizer: Any | None = None,
+        index: CatalogueIndex | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.index = index or CatalogueIndex()
+        self.policies = PolicyIndex()
+        self.validators = {name: Draft202012Validator(s) for name, s in resources.schemas().items()}
+
+    # --- extraction -----------------------------------------------------------------------
+    def extract(self, text: str, schema_name: str) -> dict[str, Any]:
+        """A JSON object valid against `schema_name`, via guided decoding; validated before returning."""
+        schema = resources.schemas()[schema_name]
+        messages = [
+            {"role": "system", "content": extraction_system_prompt(schema_name, schema)},
+            {"role": "user", "content": text},
+        ]
+        fmt = {"type": "json_schema", "json_schema": {"name": schema_name, "schema": schema, "strict": True}}
+        problem = "no answer"
+        for _ in range(1 + self.settings.extraction_retries):
+            reply = self.llm.chat.completions.create(
+                model=self.settings.model_name, messages=messages, temperature=0, max_tokens=200, response_format=fmt
+            )
+            content = reply.choices[0].message.content or ""
+            try:
+                value = json.loads(content)
+            except ValueError as exc:
+                problem = f"not JSON ({exc})"
+                continue
+            errors = list(self.validators[schema_name].iter_errors(value)) if isinstance(value, dict) else []
+            if isinstance(value, dict) and not errors:
+                return value
+            problem = errors[0].message if errors else "not a JSON object"
+        raise ModelOutputInvalid(f"the model's {schema_name} output is not valid: {problem}")
+
+    # --- recommendation -------------------------------------------------------------------
+    def recommend(self, query: str) -> tuple[list[Product], str, dict[str, Any]]:
+        extracted = self.extract(query, "product_query")
+        products = self._retrieve(query, extracted)
+        lang = detect_language(query)
+        messages = [
+            system_message(self.settings.system_prompt, catalogue_context(products, lang)),
+            {"role": "user", "content": query},
+        ]
+        answer = self._complete(messages)
+        filters = Filters.from_extraction(extracted)
+        matching = [p for p in products if p.in_stock and filters.accepts(p)]
+        return matching, answer, extracted
+
+    def _retrieve(self, text: str, extracted: dict[str, Any] | None) -> list[Product]:
+        query = " ".join(filter(None, [(extracted or {}).get("product"), text]))
+        return self.index.search(query, Filters.from_extraction(extracted))
+
+    # --- chat -----------------------------------------------------------------------------
+    def chat(self, session_id: str, message: str) -> ChatResult:
+        history = self.store.history(session_id)
+        state = self.store.get_state(session_id)
+        lang = detect_language(message)
+        extracted = self.extract(message, "product_query")
+        filters = self._merge_filters(state.get("filters"), extracted)
+        blocks = []
+        products: list[Product] = []
+        if filters.get("product"):
+            recent = " ".join(t["content"] for t in history[-4:] if t["role"] == "user")
+            products = self._retrieve(f"{recent} {message}", filters)
+            blocks.append(catalogue_context(products, lang))
+        topics = self.policies.search(message)
+        if topics:
+            blocks.append(policy_context(topics, lang))
+        system = system_message(self.settings.system_prompt, *blocks)
+        user = {"role": "user", "content": message}
+        reply = self._complete([system, *self._trim(system, history, user), user])
+        self.store.append(session_id, [user, {"role": "assistant", "content": reply}])
+        self.store.set_state(session_id, {**state, "filters": filters})
+        return ChatResult(reply, products, filters, [t.id for t in topics])
+
+    @staticmethod
+    def _merge_filters(previous: dict[str, Any] | None, extracted: dict[str, Any]) -> dict[str, Any]:
+        """A follow-up ("那黑色的呢？") keeps the earlier product and budget and changes what it names."""
+        if not previous or extracted.get("product"):
+            return extracted
+        merged = dict(previous)
+        for key in ("price_range", "color", "size"):
+            if extracted.get(key) is not None:
+                merged[key] = extracted[key]
+        return merged
+
+    def _trim(
+        self, system: dict[str, str], history: list[dict[str, str]], user: dict[str, str]
+    ) -> list[dict[str, str]]:
+        """Drop the oldest exchanges until the conversation fits the history token budget."""
+        kept = list(history)
+        while kept and self._tokens([system, *kept, user]) > self.settings.history_token_budget:
+            kept = kept[2:]
+        return kept
+
+    def _tokens(self, messages: list[dict[str, str]]) -> int:
+        if self.tokenizer is None:
+            return sum(len(m["content"]) for m in messages) // 2
+        return len(self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)["input_ids"])
+
+    def _complete(self, messages: list[dict[str, str]]) -> str:
+        reply = self.llm.chat.completions.create(
+            model=self.settings.model_name, messages=messages, temperature=0, max_tokens=self.settings.max_new_tokens
+        )
+        return (reply.choices[0].message.content or "").strip()
+
+
+def load_tokenizer_for(model_dir: Path | None) -> Any | None:
+    if model_dir is None:
+        return None
+    from shoptune.models.loading import load_tokenizer
+
+    return load_tokenizer(model_dir)

