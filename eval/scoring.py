@@ -31,6 +31,7 @@ MEAN_KEYS = {
     "rouge_l": "rouge_l",
     "faq_fact_recall": "faq_fact_recall",
     "recommend_reference_recall": "recommend_reference_recall",
+    "judge_score": "judge_score",
 }
 
 

@@ -42,9 +42,6 @@ def test_every_command_has_help(command: tuple[str, ...]) -> None:
 
 
 NOT_BUILT = [
-    (("serve", "vllm"), 6),
-    (("serve", "app"), 6),
-    (("serve", "up"), 6),
     (("demo",), 7),
 ]
 

@@ -136,7 +136,7 @@ def test_run_folder(tiny_run: Path, tiny_data: Path) -> None:
         "final/adapter/chat_template.jinja",
     ):
         assert (tiny_run / name).is_file(), name
-    assert load_config(tiny_run / "config.yaml") == load_config(TINY)
+    assert load_config(tiny_run / "config.yaml") == load_config(TINY, ["train.generation_eval_records=4"])
     manifest = json.loads((tiny_run / "manifest.json").read_text())
     assert manifest["status"] == "finished" and manifest["seed"] == 42
     assert manifest["git"]["commit"] and "torch" in manifest["packages"] and "trl" in manifest["packages"]

@@ -373,7 +373,8 @@ def test_web_page_in_headless_chromium(storefront: dict, tmp_path: Path) -> None
                 ],
             )
             page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+            page.wait_for_selector("#message textarea", timeout=120000)
             page.locator("#message textarea").fill("Do you have red phones?")
             page.locator("#send").click()
             page.wait_for_function(

