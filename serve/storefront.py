@@ -28,6 +28,11 @@ from shoptune.serve.retrieval import CatalogueIndex, Filters, terms
 from shoptune.serve.sessions import SessionStore
 
 
+PRODUCT_QUERY_SCORE = 12.0
+"""BM25 score above which a message is taken as a product request: product questions score 14-35
+on this catalogue ("Do you sell laptops?" 19.7), policy and follow-up messages 4-8."""
+
+
 class ModelOutputInvalid(Exception):
     """The model did not produce a schema-valid object even with guided decoding and a retry."""
 
@@ -149,7 +154,9 @@ class Storefront:
         filters = self._merge_filters(state.get("filters"), extracted)
         blocks = []
         products: list[Product] = []
-        if filters.get("product"):
+        # The extraction step names the product; a weak model may not, so a message that matches the
+        # catalogue strongly on its own (BM25) also gets products to ground on.
+        if filters.get("product") or max(self.index.scores(message), default=0.0) >= PRODUCT_QUERY_SCORE:
             recent = " ".join(t["content"] for t in history[-4:] if t["role"] == "user")
             products = self._retrieve(f"{recent} {message}", filters)
             blocks.append(catalogue_context(products, lang))

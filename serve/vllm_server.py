@@ -108,6 +108,8 @@ class VllmServer:
             "--structured-outputs-config",
             json.dumps(structured),
         ]
+        if not c.compile:
+            args.append("-O0")
         if on_gpu():
             args += ["--gpu-memory-utilization", str(c.gpu_memory_utilization)]
         if self.loras:

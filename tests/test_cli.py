@@ -41,18 +41,6 @@ def test_every_command_has_help(command: tuple[str, ...]) -> None:
     assert len(result.output.splitlines()) >= 3
 
 
-NOT_BUILT = [
-    (("demo",), 7),
-]
-
-
-@pytest.mark.parametrize(("args", "issue"), NOT_BUILT, ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
-def test_unbuilt_commands_say_so_and_exit_2(args: tuple[str, ...], issue: int) -> None:
-    result = CliRunner().invoke(cli, list(args))
-    assert result.exit_code == 2
-    assert "not built yet" in result.output and f"issue {issue}" in result.output
-
-
 def test_train_reports_every_config_problem_before_anything_else() -> None:
     done = run_shoptune("train", "configs/tiny-qwen.yaml", "--set", "no_such_key=1", "--set", "train.learning_rate=abc")
     assert done.returncode == 2
@@ -60,7 +48,6 @@ def test_train_reports_every_config_problem_before_anything_else() -> None:
     assert "no_such_key: unknown key" in done.stderr
     assert "train.learning_rate: expected a number, got 'abc'" in done.stderr
     assert "Traceback" not in done.stderr
-    assert "not built yet" not in done.stderr
 
 
 def test_config_show_prints_resolved_yaml(tmp_path: Path) -> None:

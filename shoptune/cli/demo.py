@@ -1,13 +1,34 @@
-"""`shoptune demo`: the end-to-end pipeline on the embedded model (issue 7)."""
+"""`shoptune demo`: the end-to-end pipeline on one config, with one report."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from shoptune.core.errors import NotBuiltYet
+from shoptune.cli.console import say
+from shoptune.cli.options import config_option, load_cli_config, set_option
 
 
 @click.command("demo")
-def demo() -> None:
-    """Run data -> LoRA -> merge -> eval base vs tuned -> vLLM -> storefront, with one report."""
-    raise NotBuiltYet("demo", issue=7)
+@config_option
+@set_option
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/demo"), show_default=True
+)
+@click.option("--quick", is_flag=True, help="Same stages on less data and fewer steps (CI runs this).")
+@click.option("--force", is_flag=True, help="Rerun every stage, even those whose inputs have not changed.")
+def demo(config_path: Path | None, overrides: tuple[str, ...], out_dir: Path, quick: bool, force: bool) -> None:
+    """Run data -> LoRA -> merge -> eval base vs tuned -> vLLM -> storefront, with one report.
+
+    Default config: configs/cpu-smollm2.yaml (the embedded SmolLM2-135M-Instruct). Stages whose
+    inputs have not changed since the last run are skipped (content hashes) unless --force.
+    """
+    from shoptune.demo.pipeline import run_demo
+
+    config = load_cli_config(config_path, overrides)
+    summary = run_demo(config, out_dir, quick=quick, force=force, log=say)
+    click.echo(
+        f"demo finished: {out_dir}/report.html and {out_dir}/report.md; tuned JSON validity "
+        f"{summary.get('tuned_json_valid_rate')}, base {summary.get('base_json_valid_rate')}"
+    )

@@ -23,7 +23,7 @@ EXIT_CODES = """\b
 Exit codes:
   0  success
   1  the command ran and its verdict is no (data check found problems, a gate failed)
-  2  bad invocation or input (flags, configs, data files), or a command not built yet
+  2  bad invocation or input (flags, configs, data files)
   3  the environment lacks something (a model directory, a package, disk space)
 """
 

@@ -321,6 +321,10 @@ class ServeConfig(ConfigSection):
     disable_any_whitespace: bool = True
     """Without it a weak model can emit whitespace until max_tokens inside guided JSON."""
 
+    compile: bool = True
+    """torch.compile the model in vLLM. Measured here on SmolLM2-135M: off (-O0) starts in 25 s
+    instead of 68 s for 13% less throughput (273 vs 314 tok/s), the better trade for CPU runs."""
+
     startup_timeout_s: float = 600.0
     api_key_env: str = "SHOPTUNE_API_KEY"
     """Environment variable holding the storefront's API key."""
@@ -373,7 +377,7 @@ class DemoConfig(ConfigSection):
     quick_val_records: int = 40
     quick_test_records: int = 60
     quick_max_steps: int = 40
-    quick_eval_steps: int = 20
+    quick_eval_steps: int = 40
 
     def check(self) -> list[tuple[str, str]]:
         return [

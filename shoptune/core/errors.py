@@ -5,7 +5,7 @@ report, these are answers. Exit codes (also in `shoptune --help`):
 
 0  success
 1  the command ran and its verdict is "no" (data check found problems, a gate failed)
-2  bad invocation or input: flags, config files, data files; or a command not built yet
+2  bad invocation or input: flags, config files, data files
 3  the environment lacks something: a model directory, a package, a free port, disk space
 """
 
@@ -38,14 +38,3 @@ class EnvironmentProblem(ShoptuneError):
     """Something outside the input is missing: a model directory, a package, disk space."""
 
     exit_code = EXIT_ENVIRONMENT
-
-
-class NotBuiltYet(ShoptuneError):
-    """A command that is on the map but not built; says which issue will build it."""
-
-    exit_code = EXIT_BAD_INPUT
-
-    def __init__(self, command: str, issue: int) -> None:
-        super().__init__(
-            f"`shoptune {command}` is not built yet (tracked in issue {issue}); see README.md for what works today"
-        )

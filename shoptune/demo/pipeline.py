@@ -1,0 +1,386 @@
+"""The demo pipeline: prepare the model -> build data -> check it -> evaluate the base model ->
+train LoRA -> merge (parity gate) -> evaluate the tuned model free-form and with structured output
+-> serve it with vLLM and the storefront -> play a scripted conversation -> one report.
+
+    shoptune demo                     # configs/cpu-smollm2.yaml into runs/demo (~25 min on 2 CPU cores)
+    shoptune demo --quick --out runs/demo-quick   # same stages, less data and fewer steps (<10 min)
+    shoptune demo --config configs/qwen2.5-7b-lora.yaml   # the real model, on a GPU machine
+
+Every stage is the real one (`data build`, `train`, `merge`, `eval run` through vLLM's server,
+the storefront API); the evaluations go through vLLM because generating 300 answers in-process
+would take most of the CPU budget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from shoptune.config import ShoptuneConfig, write_resolved_config
+from shoptune.core.errors import BadInputError, EnvironmentProblem
+from shoptune.core.hashing import sha256_file
+from shoptune.core.paths import REPO_ROOT
+from shoptune.demo.stages import StageRunner, content_hash
+
+Log = Callable[[str], None]
+STAGES = 10
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "train"
+
+    @property
+    def merged(self) -> Path:
+        return self.root / "merged"
+
+    @property
+    def eval_base(self) -> Path:
+        return self.root / "eval-base"
+
+    @property
+    def eval_tuned(self) -> Path:
+        return self.root / "eval-tuned"
+
+    @property
+    def eval_guided(self) -> Path:
+        return self.root / "eval-tuned-guided"
+
+    @property
+    def transcript(self) -> Path:
+        return self.root / "transcript.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+
+def demo_config(config: ShoptuneConfig, out: Path, quick: bool) -> ShoptuneConfig:
+    """The config the demo runs: its own folders under `out`, and smaller sizes with --quick."""
+    data = replace(config.data, dir=str(out / "data"))
+    train = config.train
+    if quick:
+        demo = config.demo
+        data = replace(
+            data,
+            train_records=demo.quick_train_records,
+            val_records=demo.quick_val_records,
+            test_records=demo.quick_test_records,
+        )
+        train = replace(
+            train, max_steps=demo.quick_max_steps, eval_steps=demo.quick_eval_steps, save_steps=demo.quick_eval_steps
+        )
+    serve = replace(config.serve, log_dir=str(out / "logs"), sqlite_path=str(out / "sessions.sqlite3"))
+    return replace(config, data=data, train=train, serve=serve)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def evaluate_endpoint(
+    config: ShoptuneConfig,
+    data: Path,
+    base_url: str,
+    model_name: str,
+    *,
+    structured: bool,
+    out_dir: Path,
+    identity: dict[str, Any],
+    log: Log,
+) -> dict[str, Any]:
+    from shoptune.eval.backends import EndpointBackend
+    from shoptune.eval.runner import build_report, save, select_records, timed_generate
+    from shoptune.eval.tasks import load_task
+
+    task = load_task("shop")
+    records = select_records(data, task, None)
+    backend = EndpointBackend(
+        base_url,
+        model_name,
+        api_key="",
+        concurrency=config.eval.concurrency,
+        max_new_tokens=config.eval.max_new_tokens,
+        temperature=config.eval.temperature,
+        structured_output=structured,
+    )
+    predictions = timed_generate(backend, records, log)
+    mode = {
+        "backend": backend.name,
+        "structured_output": structured,
+        "temperature": config.eval.temperature,
+        "max_new_tokens": config.eval.max_new_tokens,
+    }
+    report, samples = build_report(
+        config=config,
+        task=task,
+        data=data,
+        records=records,
+        predictions=predictions,
+        model=identity,
+        mode=mode,
+        baseline=None,
+    )
+    save(out_dir, report, samples, config, predictions)
+    metrics = report["metrics"]
+    log(
+        f"  {model_name}: json_valid_rate {metrics.get('json_valid_rate', 0):.3f}, "
+        f"schema_valid_rate {metrics.get('schema_valid_rate', 0):.3f}, "
+        f"exact_match_rate {metrics.get('exact_match_rate', 0):.3f}"
+    )
+    return {key: metrics.get(key) for key in ("json_valid_rate", "schema_valid_rate", "exact_match_rate")}
+
+
+class Services:
+    """vLLM (and, on demand, the storefront) for the model under test, started once, stopped at the end."""
+
+    def __init__(self, config: ShoptuneConfig, model_dir: Path, served_name: str, logs: Path, log: Log) -> None:
+        self.config, self.model_dir, self.served_name, self.logs, self.log = config, model_dir, served_name, logs, log
+        self.vllm = None
+        self.app: subprocess.Popen | None = None
+        self.app_url = ""
+        self.api_key = secrets.token_urlsafe(24)
+
+    def llm(self):
+        if self.vllm is None:
+            from shoptune.serve.vllm_server import VllmServer
+
+            self.vllm = VllmServer(
+                model_dir=self.model_dir,
+                config=self.config.serve,
+                served_name=self.served_name,
+                port=free_port(),
+                log_path=self.logs / f"vllm-{self.served_name}.log",
+            )
+            self.vllm.start()
+            self.log(f"  starting vLLM for {self.model_dir.name} (log {self.vllm.log_path})")
+            seconds = self.vllm.wait_ready()
+            self.log(f"  vLLM ready at {self.vllm.base_url} in {seconds:.0f} s")
+        return self.vllm
+
+    def storefront(self, config_path: Path) -> str:
+        if self.app is None:
+            import httpx
+
+            port = free_port()
+            env = {**os.environ, self.config.serve.api_key_env: self.api_key}
+            log_file = open(self.logs / "storefront-stdout.log", "ab")  # noqa: SIM115 (lives as long as the app)
+            self.app = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "shoptune",
+                    "serve",
+                    "app",
+                    "--config",
+                    str(config_path),
+                    "--llm",
+                    self.llm().base_url,
+                    "--model-name",
+                    self.served_name,
+                    "--tokenizer",
+                    str(self.model_dir),
+                    "--port",
+                    str(port),
+                ],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            self.app_url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if self.app.poll() is not None:
+                    raise EnvironmentProblem(f"the storefront exited ({self.app.returncode}); see {self.logs}")
+                try:
+                    if httpx.get(f"{self.app_url}/healthz", timeout=2).status_code == 200:
+                        self.log(f"  storefront ready at {self.app_url}")
+                        return self.app_url
+                except httpx.HTTPError:
+                    time.sleep(0.5)
+            raise EnvironmentProblem("the storefront did not start in 120 s")
+        return self.app_url
+
+    def stop(self) -> None:
+        if self.app is not None and self.app.poll() is None:
+            os.killpg(self.app.pid, 15)
+            self.app.wait(timeout=30)
+        if self.vllm is not None:
+            self.vllm.stop()
+
+
+def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool, log: Log) -> dict[str, Any]:
+    from shoptune.data import resources
+    from shoptune.data.build import GENERATOR_VERSION, build_dataset, token_limit_for
+    from shoptune.data.check import check_file
+    from shoptune.data.records import RecordValidator
+    from shoptune.demo.conversation import play
+    from shoptune.demo.report import write_demo_report
+    from shoptune.models import resolve_model_dir
+    from shoptune.models.identity import model_identity
+    from shoptune.models.loading import load_tokenizer
+    from shoptune.train.merge import merge_run
+    from shoptune.train.recipe import run_training
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = DemoPaths(out)
+    paths.logs.mkdir(exist_ok=True)
+    config = demo_config(base_config, out, quick)
+    config_path = write_resolved_config(config, out, header=f"shoptune demo{' --quick' if quick else ''}")
+    runner = StageRunner(out / "demo-state.json", force=force, announce=log, total=STAGES)
+    identity: dict[str, Any] = {}
+
+    def prepare() -> dict[str, Any]:
+        model_dir = resolve_model_dir(config.model.name, path_override=config.model.path, log=log)
+        identity.update(model_identity(config.model.name, model_dir))
+        return {"model_dir": str(model_dir), "files_sha256": identity["files_sha256"]}
+
+    prepared = runner.run("prepare the model", content_hash(config.model.name, config.model.path), [], prepare)
+    model_dir = Path(prepared.summary["model_dir"])
+    if not identity:
+        identity.update(model_identity(config.model.name, model_dir))
+    model_hash = prepared.summary["files_sha256"]
+
+    data_hash = content_hash(model_hash, asdict(config.data), resources.source_hashes(), GENERATOR_VERSION)
+
+    def build() -> dict[str, Any]:
+        limit = token_limit_for(config.model.name, load_tokenizer(model_dir), config.data.max_tokens)
+        manifest = build_dataset(config.data, paths.data, limit)
+        return {split: counts["records"] for split, counts in manifest["counts"].items()}
+
+    runner.run("build the dataset", data_hash, [paths.data / "manifest.json"], build)
+
+    def check() -> dict[str, Any]:
+        validator = RecordValidator(resources.schemas())
+        problems = [
+            str(p) for split in ("train", "val", "test") for p in check_file(paths.data / f"{split}.jsonl", validator)
+        ]
+        if problems:
+            raise BadInputError("the built dataset has problems:\n" + "\n".join(problems[:20]))
+        return {"problems": 0}
+
+    runner.run("check the dataset", data_hash, [], check)
+    test_file = paths.data / "test.jsonl"
+    eval_hash = content_hash(data_hash, asdict(config.eval), asdict(config.serve))
+
+    def eval_base() -> dict[str, Any]:
+        services = Services(config, model_dir, "base", paths.logs, log)
+        try:
+            return evaluate_endpoint(
+                config,
+                test_file,
+                services.llm().base_url,
+                "base",
+                structured=False,
+                out_dir=paths.eval_base,
+                identity=identity,
+                log=log,
+            )
+        finally:
+            services.stop()
+
+    runner.run(
+        "evaluate the base model", content_hash(eval_hash, model_hash), [paths.eval_base / "report.json"], eval_base
+    )
+    train_hash = content_hash(data_hash, model_hash, asdict(config.train))
+
+    def train() -> dict[str, Any]:
+        if paths.run.exists():
+            shutil.rmtree(paths.run)  # inputs changed (or --force): this is a new run
+        result = run_training(config, out_dir=paths.run, data_dir=paths.data, log=log)
+        return result.manifest.get("final_metrics", {})
+
+    runner.run("train LoRA", train_hash, [paths.run / "final" / "adapter" / "adapter_config.json"], train)
+    adapter_hash = sha256_file(paths.run / "final" / "adapter" / "adapter_model.safetensors")
+    merge_hash = content_hash(train_hash, adapter_hash)
+
+    def merge() -> dict[str, Any]:
+        report = merge_run(paths.run, paths.merged, log=log)
+        return {
+            "max_abs_logit_diff": report.max_abs_logit_diff,
+            "atol": report.atol,
+            "generations_identical": report.generations_identical,
+        }
+
+    runner.run("merge with the parity gate", merge_hash, [paths.merged / "model.safetensors"], merge)
+
+    tuned = Services(config, paths.merged, config.serve.served_model_name, paths.logs, log)
+    tuned_identity = {"name": f"{config.name}-merged", "directory": str(paths.merged), "merged_from": str(paths.run)}
+    try:
+        runner.run(
+            "evaluate the tuned model (free-form)",
+            content_hash(eval_hash, merge_hash),
+            [paths.eval_tuned / "report.json"],
+            lambda: evaluate_endpoint(
+                config,
+                test_file,
+                tuned.llm().base_url,
+                tuned.served_name,
+                structured=False,
+                out_dir=paths.eval_tuned,
+                identity=tuned_identity,
+                log=log,
+            ),
+        )
+        runner.run(
+            "evaluate the tuned model (structured output)",
+            content_hash(eval_hash, merge_hash, "guided"),
+            [paths.eval_guided / "report.json"],
+            lambda: evaluate_endpoint(
+                config,
+                test_file,
+                tuned.llm().base_url,
+                tuned.served_name,
+                structured=True,
+                out_dir=paths.eval_guided,
+                identity=tuned_identity,
+                log=log,
+            ),
+        )
+
+        def converse() -> dict[str, Any]:
+            if (out / "sessions.sqlite3").exists():
+                (out / "sessions.sqlite3").unlink()  # a fresh conversation every time it is replayed
+            transcript = play(tuned.storefront(config_path), tuned.api_key, say=log)
+            paths.transcript.write_text(json.dumps(transcript, ensure_ascii=False, indent=2), encoding="utf-8")
+            named = [row for turn in transcript["turns"] for row in turn["named"]]
+            return {
+                "turns": len(transcript["turns"]),
+                "products_named": len(named),
+                "prices_correct": sum(bool(r["price_correct"]) for r in named),
+            }
+
+        runner.run(
+            "serve with vLLM + storefront, play the conversation",
+            content_hash(merge_hash, asdict(config.serve)),
+            [paths.transcript],
+            converse,
+        )
+    finally:
+        tuned.stop()
+
+    summary = runner.run("write the report", content_hash(time.time()), [], lambda: write_demo_report(out, runner))
+    return summary.summary
