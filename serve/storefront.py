@@ -27,7 +27,6 @@ from shoptune.data.resources import PolicyTopic, Product
 from shoptune.serve.retrieval import CatalogueIndex, Filters, terms
 from shoptune.serve.sessions import SessionStore
 
-
 PRODUCT_QUERY_SCORE = 12.0
 """BM25 score above which a message is taken as a product request: product questions score 14-35
 on this catalogue ("Do you sell laptops?" 19.7), policy and follow-up messages 4-8."""
