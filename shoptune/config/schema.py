@@ -376,8 +376,8 @@ class DemoConfig(ConfigSection):
     quick_train_records: int = 400
     quick_val_records: int = 40
     quick_test_records: int = 60
-    quick_max_steps: int = 40
-    quick_eval_steps: int = 40
+    quick_max_steps: int = 30
+    quick_eval_steps: int = 30
 
     def check(self) -> list[tuple[str, str]]:
         return [
