@@ -63,7 +63,7 @@ def run(
 ) -> None:
     """Generate answers with a model or an endpoint, then score them into a report."""
     from shoptune.eval.backends import EndpointBackend, TransformersBackend
-    from shoptune.eval.runner import build_report, save, select_records, timed_generate
+    from shoptune.eval.runner import run_evaluation, select_records
     from shoptune.eval.tasks import load_task
 
     config = load_cli_config(config_path, overrides)
@@ -107,24 +107,18 @@ def run(
             from shoptune.core.hashing import sha256_file
 
             identity["adapter"] = {"path": str(adapter), "sha256": sha256_file(adapter / "adapter_model.safetensors")}
-    predictions = timed_generate(backend, records, say)
-    mode = {
-        "backend": backend.name,
-        "structured_output": bool(structured),
-        "temperature": config.eval.temperature,
-        "max_new_tokens": config.eval.max_new_tokens,
-    }
-    report, samples = build_report(
+    report = run_evaluation(
         config=config,
         task=task,
         data=data,
         records=records,
-        predictions=predictions,
-        model=identity,
-        mode=mode,
+        backend=backend,
+        identity=identity,
+        structured=bool(structured),
+        out_dir=out_dir,
         baseline=baseline,
+        log=say,
     )
-    save(out_dir, report, samples, config, predictions)
     _summary(report, out_dir)
 
 

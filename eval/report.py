@@ -94,7 +94,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _bars(title: str, series: dict[str, dict[str, float]], width: int = 640) -> str:
+def bar_chart(title: str, series: dict[str, dict[str, float]], width: int = 640) -> str:
     """A grouped horizontal bar chart as inline SVG: {label: {series name: value in [0, 1]}}."""
     colours = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759"]
     names = sorted({name for values in series.values() for name in values})
@@ -163,10 +163,10 @@ figure{{margin:1.5em 0}}</style></head><body>
 (sha256 {report["data"]["sha256"][:12]}…); backend {report["mode"]["backend"]};
 structured output {"on" if report["mode"]["structured_output"] else "off"}.</p>
 <table id="headline"><tr><th>metric</th><th>value</th><th>95% interval</th></tr>{table}</table>
-<figure id="plot-fields">{_bars("Per-field accuracy (extraction)", field_series)}</figure>
-<figure id="plot-tasks">{_bars("Headline rate per task", task_series)}</figure>
-<figure id="plot-langs">{_bars("JSON validity per language", lang_series)}</figure>
-<figure id="plot-lengths">{_bars("Output length distribution (share of records)", histogram)}</figure>
+<figure id="plot-fields">{bar_chart("Per-field accuracy (extraction)", field_series)}</figure>
+<figure id="plot-tasks">{bar_chart("Headline rate per task", task_series)}</figure>
+<figure id="plot-langs">{bar_chart("JSON validity per language", lang_series)}</figure>
+<figure id="plot-lengths">{bar_chart("Output length distribution (share of records)", histogram)}</figure>
 <h2>Worst examples</h2><table id="worst"><tr><th>id</th><th>task</th><th>input</th><th>output</th>
 <th>reference</th><th>failed</th></tr>{rows}</table>
 </body></html>"""

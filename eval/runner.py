@@ -193,3 +193,38 @@ def timed_generate(backend: Any, records: Sequence[dict[str, Any]], log: Log) ->
         predictions = backend.generate(records, progress=lambda n: progress.advance(task_id, n))
     log(f"generated {len(records)} answers in {time.perf_counter() - started:.1f} s")
     return predictions
+
+
+def run_evaluation(
+    *,
+    config: ShoptuneConfig,
+    task: EvalTask,
+    data: Path,
+    records: Sequence[dict[str, Any]],
+    backend: Any,
+    identity: dict[str, Any],
+    structured: bool,
+    out_dir: Path,
+    baseline: Path | None,
+    log: Log,
+) -> dict[str, Any]:
+    """Generate with `backend`, score, and write the report folder; returns report.json's content."""
+    predictions = timed_generate(backend, records, log)
+    mode = {
+        "backend": backend.name,
+        "structured_output": bool(structured),
+        "temperature": config.eval.temperature,
+        "max_new_tokens": config.eval.max_new_tokens,
+    }
+    report, samples = build_report(
+        config=config,
+        task=task,
+        data=data,
+        records=records,
+        predictions=predictions,
+        model=identity,
+        mode=mode,
+        baseline=baseline,
+    )
+    save(out_dir, report, samples, config, predictions)
+    return report

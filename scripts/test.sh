@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The test command: set up .venv (and Debian's chromium for the browser test) if needed, lint,
-# then run the whole test suite. Extra arguments go to pytest (scripts/test.sh -k config -x).
-# Exits with pytest's code.
+# The test command: set up .venv, and the Debian packages the tests drive for real (chromium for
+# the web page, redis-server for shared sessions) when missing; lint; then run the whole suite.
+# Extra arguments go to pytest (scripts/test.sh -k config -x). Exits with pytest's code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "installing Debian's chromium for the web page test ..."
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if (( ${#missing[@]} )); then
+  echo "installing Debian packages the tests use: ${missing[*]} ..."
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
-  $SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null \
-    || { echo "error: could not install chromium with apt-get; the web page test needs it" >&2; exit 3; }
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"; } >/dev/null \
+    || { echo "error: could not install ${missing[*]} with apt-get; the browser and Redis tests need them" >&2; exit 3; }
 fi
 VENV="${SHOPTUNE_VENV:-.venv}"
 "$VENV/bin/ruff" check .

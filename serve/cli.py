@@ -134,6 +134,7 @@ def build_app(config, *, llm_url: str | None = None, model_name: str | None = No
         system_prompt=config.data.system_prompt,
         history_token_budget=serve.history_token_budget,
         max_new_tokens=serve.max_new_tokens,
+        repetition_penalty=serve.repetition_penalty,
     )
     storefront = Storefront(settings, store, llm, load_tokenizer_for(tokenizer_dir))
     return create_app(

@@ -42,6 +42,7 @@ class StorefrontSettings:
     system_prompt: str
     history_token_budget: int = 1536
     max_new_tokens: int = 256
+    repetition_penalty: float = 1.0
     extraction_retries: int = 1
 
 
@@ -196,7 +197,11 @@ class Storefront:
 
     def _complete(self, messages: list[dict[str, str]]) -> str:
         reply = self.llm.chat.completions.create(
-            model=self.settings.model_name, messages=messages, temperature=0, max_tokens=self.settings.max_new_tokens
+            model=self.settings.model_name,
+            messages=messages,
+            temperature=0,
+            max_tokens=self.settings.max_new_tokens,
+            extra_body={"repetition_penalty": self.settings.repetition_penalty},
         )
         return (reply.choices[0].message.content or "").strip()
 

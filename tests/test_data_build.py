@@ -128,7 +128,7 @@ def test_seed_example_shape_is_in_the_corpus(default_corpus: tuple[Path, dict]) 
     assert any(t["price_range"] and None not in t["price_range"] for _, t in targets)
 
 
-PRODUCT_LINE = re.compile(r"^\d+\. (?P<name>.+?)[，,] ?¥(?P<price>[\d.]+)[，,]", re.MULTILINE)
+PRODUCT_LINE = re.compile(r"^\d+\. (?P<sku>[A-Z]{3}-\d{4}) (?P<name>.+?)[，,] ?¥(?P<price>[\d.]+)[，,]", re.MULTILINE)
 
 
 def _satisfies(product: resources.Product, query: dict) -> bool:
@@ -158,8 +158,9 @@ def test_recommend_answers_are_grounded_in_the_catalogue(default_corpus: tuple[P
             answer, context = record["messages"][-1]["content"], record["messages"][0]["content"]
             query = record["meta"]["query"]
             named = PRODUCT_LINE.findall(answer)
-            for name, price in named:
-                product = by_name[name]  # named products exist
+            for sku, name, price in named:
+                product = by_name[name]  # named products exist, under their own SKU
+                assert product.sku == sku, (record["id"], sku, name)
                 assert product.in_stock, (record["id"], name)
                 assert float(price) == product.price and price == format_price(product.price)
                 assert _satisfies(product, query), (record["id"], name, query)

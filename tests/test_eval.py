@@ -220,6 +220,10 @@ def test_grounding_catches_hallucinations_prices_stock_and_budget() -> None:
     stock = grounding.score_record(record, f"1. {out_of_stock.name_en}, ¥{out_of_stock.price:g}, x")
     assert stock["recommend_in_stock"] == 0.0
     assert grounding.score_record(record, "")["recommend_grounded"] == 0.0  # silence is not grounded
+    with_sku = f"1. {cheap.sku} {cheap.name_en}, ¥{cheap.price:g}, sizes: x"
+    assert grounding.score_record(record, with_sku)["hallucinated_items"] == 0.0
+    wrong_sku = f"1. {dear.sku} {cheap.name_en}, ¥{cheap.price:g}, sizes: x"
+    assert grounding.score_record(record, wrong_sku)["hallucinated_items"] == 1.0
 
 
 def test_faq_tone_and_refusal_metrics() -> None:

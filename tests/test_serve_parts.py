@@ -115,3 +115,35 @@ def test_vllm_command_comes_from_config(tmp_path: Path) -> None:
     assert max_lora_rank([parse_lora(f"x={adapter}")]) == 16
     with pytest.raises(BadInputError):
         parse_lora("no-equals-sign")
+
+
+def test_history_is_trimmed_to_the_token_budget(tmp_path: Path, tiny_qwen_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from shoptune.serve.storefront import StorefrontSettings
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_qwen_dir)
+    store = SqliteSessionStore(tmp_path / "s.sqlite3")
+    storefront = Storefront(
+        StorefrontSettings(model_name="shop", system_prompt="sys", history_token_budget=120),
+        store,
+        llm=None,
+        tokenizer=tokenizer,
+    )
+    history = [
+        m
+        for i in range(10)
+        for m in (
+            {"role": "user", "content": f"question number {i} " * 3},
+            {"role": "assistant", "content": f"answer number {i} " * 3},
+        )
+    ]
+    system, user = {"role": "system", "content": "sys"}, {"role": "user", "content": "latest"}
+    kept = storefront._trim(system, history, user)
+    assert kept == history[len(history) - len(kept) :]  # the most recent exchanges, whole
+    assert len(kept) % 2 == 0 and 0 < len(kept) < len(history)
+    assert (
+        storefront._tokens([system, *kept, user])
+        <= 120
+        < storefront._tokens([system, *history[-len(kept) - 2 :], user])
+    )

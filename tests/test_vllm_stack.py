@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,18 +18,13 @@ from conftest import run_shoptune
 from jsonschema import Draft202012Validator
 
 from shoptune.config import load_config
+from shoptune.core.net import free_port, wait_http_ok
 from shoptune.core.paths import CONFIGS_DIR, REPO_ROOT
 from shoptune.data import resources
 from shoptune.serve.vllm_server import VllmServer, parse_lora
 
 API_KEY = "test-key-123"
 SEED_TEXT = "我想找一款红色的小米手机，价格在2000到3000之间"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -245,17 +238,10 @@ def storefront(vllm: VllmServer, tmp_path_factory: pytest.TempPathFactory, tiny_
 
     def start() -> subprocess.Popen:
         process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 120
-        import httpx
-
-        while time.time() < deadline:
-            assert process.poll() is None, process.stderr.read().decode()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    return process
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        raise AssertionError("storefront did not start")
+        assert wait_http_ok(f"http://127.0.0.1:{port}/healthz", 120, alive=lambda: process.poll() is None), (
+            process.stderr.read().decode() if process.poll() is not None else "storefront did not start"
+        )
+        return process
 
     state = {"process": start(), "url": f"http://127.0.0.1:{port}", "start": start, "folder": folder}
     yield state
@@ -350,15 +336,7 @@ def test_web_page_in_headless_chromium(storefront: dict, tmp_path: Path) -> None
         stderr=subprocess.DEVNULL,
     )
     try:
-        import httpx
-
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+        assert wait_http_ok(f"http://127.0.0.1:{port}/", 120, alive=lambda: page_process.poll() is None)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=shutil.which("chromium"),

@@ -19,7 +19,7 @@ from typing import Any
 from shoptune.config import ShoptuneConfig, load_config, write_resolved_config
 from shoptune.config.loader import to_dict
 from shoptune.core.atomic import atomic_directory, atomic_write_json
-from shoptune.core.errors import BadInputError, ShoptuneError
+from shoptune.core.errors import BadInputError, EnvironmentProblem, ShoptuneError
 from shoptune.core.hashing import sha256_file
 from shoptune.core.provenance import provenance, utc_now
 from shoptune.train.callbacks import GenerationMetrics, MetricsFile, NonFiniteLossGuard, ProgressLine
@@ -73,12 +73,10 @@ def _check_built_with(config: ShoptuneConfig, data_dir: Path) -> None:
         return  # the user's own files: nothing to compare against
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     built = manifest.get("data_config")
-    if built is not None and json.loads(json.dumps(asdict(config.data))) != built:
-        changed = sorted(
-            k
-            for k in built.keys() | asdict(config.data).keys()
-            if built.get(k) != json.loads(json.dumps(asdict(config.data))).get(k)
-        )
+    current = json.loads(json.dumps(asdict(config.data)))  # tuples as lists, as the manifest stores them
+    keys = ((built or {}).keys() | current.keys()) - {"dir"}  # where it lives does not change what it holds
+    changed = sorted(k for k in keys if (built or {}).get(k) != current.get(k))
+    if built is not None and changed:
         raise BadInputError(
             f"{data_dir} was built with a different data config ({', '.join(changed)} differ); rebuild it with "
             f"`shoptune data build --config <this config> --out {data_dir}` or pass --data with another folder"
@@ -225,6 +223,10 @@ def run_training(
     enable_compact_fused_head()
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(out_dir) / "tensorboard")
     if config.train.mlflow_tracking_uri:
+        import importlib.util
+
+        if importlib.util.find_spec("mlflow") is None:
+            raise EnvironmentProblem("train.mlflow_tracking_uri is set but mlflow is not installed: pip install mlflow")
         os.environ.setdefault("MLFLOW_TRACKING_URI", config.train.mlflow_tracking_uri)
     run = RunFolder(Path(out_dir))
     if main:

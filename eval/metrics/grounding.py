@@ -15,7 +15,9 @@ from typing import Any
 from shoptune.data import resources
 from shoptune.data.resources import Product
 
-ITEM_LINE = re.compile(r"^\s*\d+\.\s*(?P<name>[^，,\n]+?)\s*[，,]\s*¥(?P<price>\d+(?:\.\d+)?)", re.MULTILINE)
+ITEM_LINE = re.compile(
+    r"^\s*\d+\.\s*(?:(?P<sku>[A-Z]{3}-\d{4})\s+)?(?P<name>[^，,\n]+?)\s*[，,]\s*¥(?P<price>\d+(?:\.\d+)?)", re.MULTILINE
+)
 PRICE = re.compile(r"¥\s?(\d+(?:,\d{3})*(?:\.\d+)?)")
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
@@ -47,18 +49,27 @@ def _within(product: Product, price_range: list | None) -> bool:
     return (low is None or product.price >= low) and (high is None or product.price <= high)
 
 
+def item_lines(text: str) -> list[tuple[str, str, str]]:
+    """(sku or "", name, quoted price) of each numbered product line in an answer."""
+    return [(m["sku"] or "", m["name"].strip(), m["price"]) for m in ITEM_LINE.finditer(text)]
+
+
+def _real(sku: str, name: str) -> bool:
+    """The line names a catalogue product, and its SKU (when given) is that product's."""
+    product = _names().get(name)
+    return product is not None and (not sku or product.sku == sku)
+
+
 def score_record(record: dict[str, Any], output: str | None) -> dict[str, float | None]:
     text = output or ""
-    items = ITEM_LINE.findall(text)
-    hallucinated = sum(1 for name, _ in items if name.strip() not in _names())
+    items = item_lines(text)
+    hallucinated = sum(1 for sku, name, _ in items if not _real(sku, name))
     products = named_products(text)
     query = (record.get("meta") or {}).get("query") or {}
     price_range = query.get("price_range")
     in_stock = all(p.in_stock for p in products)
     in_budget = all(_within(p, price_range) for p in products)
-    prices_exact = all(
-        name.strip() in _names() and float(price) == _names()[name.strip()].price for name, price in items
-    )
+    prices_exact = all(_real(sku, name) and float(price) == _names()[name].price for sku, name, price in items)
     reference = set((record.get("meta") or {}).get("recommended_skus") or [])
     if not reference:  # imported records: the reference answer says what it recommends
         reference = {p.sku for p in named_products(record["messages"][-1]["content"])}

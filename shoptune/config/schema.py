@@ -340,6 +340,9 @@ class ServeConfig(ConfigSection):
     """Browser origins allowed to call the storefront API; empty = CORS closed."""
 
     max_new_tokens: int = 256
+    repetition_penalty: float = 1.1
+    """Applied by vLLM to the storefront's chat and recommendation replies (not to extraction, and
+    not to evaluations, which measure the raw model): a small tuned model otherwise loops."""
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
@@ -364,6 +367,8 @@ class ServeConfig(ConfigSection):
             problems.append(("history_token_budget", f"must be at least 64, got {self.history_token_budget}"))
         if self.max_request_bytes < 256:
             problems.append(("max_request_bytes", f"must be at least 256, got {self.max_request_bytes}"))
+        if not 1.0 <= self.repetition_penalty <= 2.0:
+            problems.append(("repetition_penalty", f"must be in [1, 2], got {self.repetition_penalty}"))
         if self.request_timeout_s <= 0:
             problems.append(("request_timeout_s", f"must be positive, got {self.request_timeout_s}"))
         return problems

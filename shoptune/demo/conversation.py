@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from shoptune.data.prompts import format_price
-from shoptune.eval.metrics.grounding import ITEM_LINE, named_products
+from shoptune.eval.metrics.grounding import item_lines, named_products
 
 SCRIPT: list[tuple[str, str, list[str]]] = [
     (
@@ -36,7 +36,7 @@ class Turn:
 
 
 def check_answer(answer: str) -> list[dict[str, Any]]:
-    quoted = {name.strip(): price for name, price in ITEM_LINE.findall(answer)}
+    quoted = {name: price for _, name, price in item_lines(answer)}
     rows = []
     for product in named_products(answer):
         price = quoted.get(product.name_zh) or quoted.get(product.name_en)

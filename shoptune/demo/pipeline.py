@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from typing import Any
 from shoptune.config import ShoptuneConfig, write_resolved_config
 from shoptune.core.errors import BadInputError, EnvironmentProblem
 from shoptune.core.hashing import sha256_file
+from shoptune.core.net import free_port
 from shoptune.core.paths import REPO_ROOT
 from shoptune.demo.stages import StageRunner, content_hash
 
@@ -92,12 +92,6 @@ def demo_config(config: ShoptuneConfig, out: Path, quick: bool) -> ShoptuneConfi
     return replace(config, data=data, train=train, serve=serve)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def evaluate_endpoint(
     config: ShoptuneConfig,
     data: Path,
@@ -110,11 +104,10 @@ def evaluate_endpoint(
     log: Log,
 ) -> dict[str, Any]:
     from shoptune.eval.backends import EndpointBackend
-    from shoptune.eval.runner import build_report, save, select_records, timed_generate
+    from shoptune.eval.runner import run_evaluation, select_records
     from shoptune.eval.tasks import load_task
 
     task = load_task("shop")
-    records = select_records(data, task, None)
     backend = EndpointBackend(
         base_url,
         model_name,
@@ -124,24 +117,18 @@ def evaluate_endpoint(
         temperature=config.eval.temperature,
         structured_output=structured,
     )
-    predictions = timed_generate(backend, records, log)
-    mode = {
-        "backend": backend.name,
-        "structured_output": structured,
-        "temperature": config.eval.temperature,
-        "max_new_tokens": config.eval.max_new_tokens,
-    }
-    report, samples = build_report(
+    report = run_evaluation(
         config=config,
         task=task,
         data=data,
-        records=records,
-        predictions=predictions,
-        model=identity,
-        mode=mode,
+        records=select_records(data, task, None),
+        backend=backend,
+        identity=identity,
+        structured=structured,
+        out_dir=out_dir,
         baseline=None,
+        log=log,
     )
-    save(out_dir, report, samples, config, predictions)
     metrics = report["metrics"]
     log(
         f"  {model_name}: json_valid_rate {metrics.get('json_valid_rate', 0):.3f}, "

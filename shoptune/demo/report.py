@@ -10,23 +10,10 @@ from typing import Any
 
 from shoptune.core.atomic import atomic_write_text
 from shoptune.demo.stages import StageRunner
-from shoptune.eval.report import _bars
+from shoptune.eval.report import HEADLINE, bar_chart
 
 COLUMNS = (("base", "eval-base"), ("tuned", "eval-tuned"), ("tuned + structured", "eval-tuned-guided"))
-ROWS = (
-    "json_valid_rate",
-    "schema_valid_rate",
-    "exact_match_rate",
-    "micro_f1",
-    "recommend_grounded_rate",
-    "hallucinated_product_rate",
-    "faq_grounded_rate",
-    "history_resolved_rate",
-    "tone_compliance_rate",
-    "refusal_in_role_rate",
-    "chrf",
-    "rouge_l",
-)
+ROWS = HEADLINE
 
 
 def _load(out: Path) -> dict[str, dict[str, Any]]:
@@ -139,8 +126,8 @@ td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top;font-size:13px}}
 pre{{white-space:pre-wrap;margin:0}}</style>
 </head><body><h1>shoptune demo report</h1>
 <table id="metrics"><tr><th>metric</th>{header}</tr>{table}</table>
-<figure id="plot-headline">{_bars("Headline metrics: base vs tuned vs tuned + structured output", headline)}</figure>
-<figure id="plot-fields">{_bars("Per-field accuracy (extraction)", field_series)}</figure>
+<figure id="plot-headline">{bar_chart("Headline metrics: base, tuned, tuned + structured", headline)}</figure>
+<figure id="plot-fields">{bar_chart("Per-field accuracy (extraction)", field_series)}</figure>
 <h2>Storefront transcript</h2><table id="transcript"><tr><th>lang</th><th>shopper</th><th>assistant</th>
 <th>catalogue products named</th></tr>{turns}</table></body></html>"""
     atomic_write_text(out / "report.html", page)

@@ -58,6 +58,7 @@ def product_line(ctx: TaskContext, index: int, product: Product) -> str:
     key = "item" if product.colors else "item_no_colour"
     return phrasing[key][ctx.lang].format(
         index=index,
+        sku=product.sku,
         name=product.name(ctx.lang),
         price=format_price(product.price),
         colors=ctx.join(product.colour_names(ctx.lang)),
