@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 
@@ -19,13 +21,30 @@ def serve_group() -> None:
     """Serve the tuned model with vLLM and the storefront service on top."""
 
 
-def _stop_on_signals(stop) -> None:
-    def handler(signum, _frame):
-        stop()
-        sys.exit(0)
+class _StopRequested(Exception):
+    """Raised by the SIGTERM/SIGINT handler so that cleanup runs in the main flow, not in the handler.
 
+    Stopping from inside the handler deadlocks: the signal usually lands while the main thread
+    is in `Popen.wait()`, which holds the lock a second `wait()` on the same child needs.
+    """
+
+
+@contextmanager
+def _until_signalled():
+    """Run the body until it returns or SIGTERM/Ctrl-C arrives; True in `.stopped` if a signal ended it."""
+
+    def handler(signum, _frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise _StopRequested(signum)
+
+    state = SimpleNamespace(stopped=False)
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    try:
+        yield state
+    except _StopRequested:
+        state.stopped = True
 
 
 @serve_group.command("vllm")
@@ -53,18 +72,21 @@ def vllm(config_path, overrides, model, loras, host, port, served_name) -> None:
         host=host or config.serve.host,
         loras=[parse_lora(spec) for spec in loras],
     )
-    _stop_on_signals(server.stop)
-    server.start()
-    say(f"starting vLLM for {model_dir} (log {server.log_path})")
-    seconds = server.wait_ready()
-    click.echo(
-        f"vLLM ready at {server.base_url} as {server.served_name!r} after {seconds:.0f} s "
-        f"(pid {server.process.pid}, log {server.log_path})",
-        err=False,
-    )
-    sys.stdout.flush()
-    code = server.process.wait()
-    raise SystemExit(0 if code in (0, -signal.SIGTERM) else code)
+    code = 0
+    try:
+        with _until_signalled() as run:
+            server.start()
+            say(f"starting vLLM for {model_dir} (log {server.log_path})")
+            seconds = server.wait_ready()
+            click.echo(
+                f"vLLM ready at {server.base_url} as {server.served_name!r} after {seconds:.0f} s "
+                f"(pid {server.process.pid}, log {server.log_path})"
+            )
+            sys.stdout.flush()
+            code = server.process.wait()
+    finally:
+        server.stop()
+    raise SystemExit(0 if run.stopped or code in (0, -signal.SIGTERM) else code)
 
 
 @serve_group.command("app")
@@ -181,44 +203,49 @@ def up(config_path, overrides, model, loras, no_ui) -> None:
     model = model or config.model.name
     logs = Path(serve.log_dir)
     group = ProcessGroup()
-    _stop_on_signals(group.stop_all)
     try:
-        seconds = group.start(
-            Child(
-                "vllm",
-                shoptune_argv("serve", "vllm", *common, "--model", model, *(f"--lora={spec}" for spec in loras)),
-                _vllm_ready(serve),
-                logs / "up-vllm.log",
-            ),
-            serve.startup_timeout_s,
-        )
-        say(f"vLLM ready on :{serve.vllm_port} ({seconds:.0f} s)")
-        tokenizer = _tokenizer_dir(model, config)
-        app_argv = shoptune_argv("serve", "app", *common, *(["--tokenizer", str(tokenizer)] if tokenizer else []))
-        group.start(
-            Child(
-                "storefront", app_argv, http_ok(f"http://{serve.host}:{serve.app_port}/healthz"), logs / "up-app.log"
-            ),
-            120,
-        )
-        say(f"storefront ready on http://{serve.host}:{serve.app_port}")
-        if not no_ui:
+        with _until_signalled() as run:
+            seconds = group.start(
+                Child(
+                    "vllm",
+                    shoptune_argv("serve", "vllm", *common, "--model", model, *(f"--lora={spec}" for spec in loras)),
+                    _vllm_ready(serve),
+                    logs / "up-vllm.log",
+                ),
+                serve.startup_timeout_s,
+            )
+            say(f"vLLM ready on :{serve.vllm_port} ({seconds:.0f} s)")
+            tokenizer = _tokenizer_dir(model, config)
+            app_argv = shoptune_argv("serve", "app", *common, *(["--tokenizer", str(tokenizer)] if tokenizer else []))
             group.start(
                 Child(
-                    "web page",
-                    shoptune_argv("serve", "ui", *common),
-                    http_ok(f"http://{serve.host}:{serve.ui_port}/"),
-                    logs / "up-ui.log",
+                    "storefront",
+                    app_argv,
+                    http_ok(f"http://{serve.host}:{serve.app_port}/healthz"),
+                    logs / "up-app.log",
                 ),
                 120,
             )
-            say(f"web page on http://{serve.host}:{serve.ui_port}")
-        click.echo("all services up; Ctrl-C stops them")
-        sys.stdout.flush()
-        ended = group.wait_any()
-        say(f"{ended.name} exited ({ended.process.returncode}); stopping the others")
+            say(f"storefront ready on http://{serve.host}:{serve.app_port}")
+            if not no_ui:
+                group.start(
+                    Child(
+                        "web page",
+                        shoptune_argv("serve", "ui", *common),
+                        http_ok(f"http://{serve.host}:{serve.ui_port}/"),
+                        logs / "up-ui.log",
+                    ),
+                    120,
+                )
+                say(f"web page on http://{serve.host}:{serve.ui_port}")
+            click.echo("all services up; Ctrl-C stops them")
+            sys.stdout.flush()
+            ended = group.wait_any()
+            say(f"{ended.name} exited ({ended.process.returncode}); stopping the others")
     finally:
         group.stop_all()
+    if not run.stopped:
+        raise SystemExit(1)  # a service died on its own: supervisors should restart the unit
 
 
 def _vllm_ready(serve):
