@@ -60,7 +60,9 @@ class TransformersBackend:
         if adapter_dir is not None:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, str(adapter_dir)).eval()
+            from shoptune.models.local_dir import require_adapter_dir
+
+            model = PeftModel.from_pretrained(model, str(require_adapter_dir(adapter_dir))).eval()
         self.model = model
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens

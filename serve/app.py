@@ -19,13 +19,15 @@ import logging
 import re
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import openai
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from shoptune.data.prompts import detect_language
@@ -36,20 +38,32 @@ logger = logging.getLogger("shoptune.storefront")
 SESSION_ID = r"^[A-Za-z0-9_.:-]{1,128}$"
 
 
+def _encodable(text: str) -> str:
+    """JSON may carry lone surrogates ("\\ud800") that no UTF-8 store, log or tokenizer accepts."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains a lone surrogate (not valid Unicode text)") from None
+    return text
+
+
+Text = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_encodable)]
+
+
 class ChatRequest(BaseModel):
     session_id: str = Field(pattern=SESSION_ID, description="Opaque id of the shopper's conversation.")
-    message: str = Field(min_length=1, max_length=4000)
+    message: Text
 
 
 class ExtractRequest(BaseModel):
-    text: str = Field(min_length=1, max_length=4000)
+    text: Text
     schema_name: Literal["product_query", "order_request"] = Field(alias="schema")
 
     model_config = {"populate_by_name": True}
 
 
 class RecommendRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=4000)
+    query: Text
 
 
 class ErrorBody(BaseModel):
@@ -153,6 +167,10 @@ def create_app(
         title="shoptune storefront",
         version="1.0",
         description="Customer-service Q&A on the tuned model: chat, extraction, recommendations.",
+        # The schema and docs pages are served only to callers with the key (below), like the rest.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(RequestContext, metrics=metrics, max_body_bytes=max_body_bytes)
     if cors_origins:  # closed by default: no browser origin may call the API unless configured
@@ -182,32 +200,50 @@ def create_app(
     async def unauthorized(request: Request, _: Exception) -> JSONResponse:
         return _error(401, "missing or wrong API key", request.state.request_id, {"WWW-Authenticate": "Bearer"})
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own 400/404/405 (an undecodable body, an unknown path) in the same shape as ours.
+        return _error(exc.status_code, str(exc.detail), request.state.request_id, exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors())
         return _error(422, f"invalid request: {problems}", request.state.request_id)
 
-    @app.exception_handler(Exception)
-    async def failure(request: Request, exc: Exception) -> JSONResponse:
-        import openai
-
-        endpoint = request.url.path
-        request_id = getattr(request.state, "request_id", "-")
+    # Model failures get handlers of their own class: Starlette routes `Exception` handlers through
+    # its outermost error middleware, which re-raises after answering, and a response behind our
+    # BaseHTTPMiddleware is then lost (the shopper sees a reset connection instead of a 503).
+    @app.exception_handler(openai.APIError)
+    async def model_failure(request: Request, exc: openai.APIError) -> JSONResponse:
+        endpoint, request_id = request.url.path, getattr(request.state, "request_id", "-")
         if isinstance(exc, openai.APITimeoutError):
             metrics.errors.labels(endpoint, "model_timeout").inc()
             return _error(504, "the model took too long to answer", request_id)
         if isinstance(exc, openai.APIConnectionError | openai.InternalServerError):
             metrics.errors.labels(endpoint, "model_unavailable").inc()
             return _error(503, "the model is unavailable; retry shortly", request_id, {"Retry-After": "5"})
-        if isinstance(exc, ModelOutputInvalid):
-            metrics.errors.labels(endpoint, "invalid_model_output").inc()
-            return _error(502, str(exc), request_id)
         if isinstance(exc, openai.BadRequestError):
             metrics.errors.labels(endpoint, "model_rejected").inc()
             return _error(422, f"the model rejected the request: {exc.message}", request_id)
-        metrics.errors.labels(endpoint, "internal").inc()
+        metrics.errors.labels(endpoint, "model_error").inc()
+        logger.error(mask(f"request {request_id}: model error {exc!r}"))
+        return _error(502, "the model answered with an error", request_id)
+
+    @app.exception_handler(ModelOutputInvalid)
+    async def invalid_output(request: Request, exc: ModelOutputInvalid) -> JSONResponse:
+        metrics.errors.labels(request.url.path, "invalid_model_output").inc()
+        return _error(502, str(exc), getattr(request.state, "request_id", "-"))
+
+    @app.exception_handler(Exception)
+    async def failure(request: Request, exc: Exception) -> JSONResponse:
+        request_id = getattr(request.state, "request_id", "-")
+        metrics.errors.labels(request.url.path, "internal").inc()
         logger.error(mask(f"request {request_id} failed: {exc!r}"))
         return _error(500, "internal error", request_id)
+
+    @app.get("/openapi.json", dependencies=[Depends(require_key)], include_in_schema=False)
+    def openapi_schema() -> dict[str, Any]:
+        return app.openapi()
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

@@ -138,7 +138,7 @@ def build_app(config, *, llm_url: str | None = None, model_name: str | None = No
         )
     log_dir = Path(serve.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_dir / "storefront.log", encoding="utf-8")
+    handler = logging.FileHandler(log_dir / "storefront.log", encoding="utf-8", errors="backslashreplace")
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger("shoptune.storefront")
     logger.setLevel(logging.INFO)
@@ -156,7 +156,7 @@ def build_app(config, *, llm_url: str | None = None, model_name: str | None = No
         system_prompt=config.data.system_prompt,
         history_token_budget=serve.history_token_budget,
         max_new_tokens=serve.max_new_tokens,
-        repetition_penalty=serve.repetition_penalty,
+        frequency_penalty=serve.frequency_penalty,
     )
     storefront = Storefront(settings, store, llm, load_tokenizer_for(tokenizer_dir))
     return create_app(

@@ -42,7 +42,7 @@ class StorefrontSettings:
     system_prompt: str
     history_token_budget: int = 1536
     max_new_tokens: int = 256
-    repetition_penalty: float = 1.0
+    frequency_penalty: float = 0.0
     extraction_retries: int = 1
 
 
@@ -201,7 +201,7 @@ class Storefront:
             messages=messages,
             temperature=0,
             max_tokens=self.settings.max_new_tokens,
-            extra_body={"repetition_penalty": self.settings.repetition_penalty},
+            frequency_penalty=self.settings.frequency_penalty,
         )
         return (reply.choices[0].message.content or "").strip()
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from shoptune.config.schema import ServeConfig
 from shoptune.core.errors import BadInputError, EnvironmentProblem
+from shoptune.models.local_dir import require_adapter_dir
 
 SUPPORTED_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
@@ -39,10 +40,8 @@ class LoraModule:
 
     @property
     def rank(self) -> int:
-        config = self.path / "adapter_config.json"
-        if not config.is_file():
-            raise BadInputError(f"--lora {self.name}={self.path}: no adapter_config.json there")
-        return int(json.loads(config.read_text(encoding="utf-8"))["r"])
+        require_adapter_dir(self.path, f"--lora {self.name}")
+        return int(json.loads((self.path / "adapter_config.json").read_text(encoding="utf-8"))["r"])
 
 
 def parse_lora(spec: str) -> LoraModule:
@@ -107,6 +106,8 @@ class VllmServer:
             str(c.max_num_seqs),
             "--structured-outputs-config",
             json.dumps(structured),
+            "--load-format",
+            "safetensors",  # never unpickle weights (and trust_remote_code stays off: vLLM's default)
         ]
         if not c.compile:
             args.append("-O0")

@@ -45,3 +45,36 @@ def run_shoptune(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO
         timeout=timeout,
         check=False,
     )
+
+
+# --- the reliability ledger -------------------------------------------------------------
+# Reliability and security tests record what they tried and what happened; the table is
+# printed at the end of the run and written to runs/reliability.md, and the README's table
+# is copied from it (so its numbers come from the tests' own output).
+
+RELIABILITY_ROWS: list[tuple[str, str, int, str]] = []
+
+
+@pytest.fixture(scope="session")
+def ledger():
+    def record(area: str, tried: str, cases: int, outcome: str) -> None:
+        RELIABILITY_ROWS.append((area, tried, cases, outcome))
+
+    return record
+
+
+def _ledger_markdown() -> str:
+    lines = ["| area | what was tried | cases | what happened |", "|---|---|---:|---|"]
+    lines += [f"| {area} | {tried} | {cases} | {outcome} |" for area, tried, cases, outcome in RELIABILITY_ROWS]
+    return "\n".join(lines) + "\n"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if not RELIABILITY_ROWS:
+        return
+    table = _ledger_markdown()
+    terminalreporter.section("reliability and security ledger")
+    terminalreporter.write(table)
+    out = REPO_ROOT / "runs" / "reliability.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table, encoding="utf-8")

@@ -96,6 +96,10 @@ def test_vllm_command_comes_from_config(tmp_path: Path) -> None:
     adapter = tmp_path / "a"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"r": 12}))
+    (adapter / "adapter_model.bin").write_bytes(b"pickle")
+    with pytest.raises(BadInputError, match="pickled weights are not loaded"):
+        max_lora_rank([parse_lora(f"x={adapter}")])
+    (adapter / "adapter_model.safetensors").write_bytes(b"")
     config = load_config(Path("configs/tiny-qwen.yaml"))
     server = VllmServer(
         model_dir=tmp_path,
@@ -110,6 +114,7 @@ def test_vllm_command_comes_from_config(tmp_path: Path) -> None:
     assert command[command.index("--max-lora-rank") + 1] == "16"  # 12 rounded up to a rank vLLM supports
     structured = json.loads(command[command.index("--structured-outputs-config") + 1])
     assert structured == {"backend": "xgrammar", "disable_any_whitespace": True}
+    assert command[command.index("--load-format") + 1] == "safetensors" and "--trust-remote-code" not in command
     assert server.environment()["VLLM_CPU_KVCACHE_SPACE"] == str(config.serve.cpu_kvcache_space_gib)
     assert "VLLM_ALLOW_RUNTIME_LORA_UPDATING" not in server.environment()
     assert max_lora_rank([parse_lora(f"x={adapter}")]) == 16

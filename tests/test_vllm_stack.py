@@ -237,9 +237,11 @@ def storefront(vllm: VllmServer, tmp_path_factory: pytest.TempPathFactory, tiny_
     ]
 
     def start() -> subprocess.Popen:
-        process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stderr = folder / "app.stderr"  # a file, not a pipe nobody reads (a full pipe blocks the app)
+        with stderr.open("ab") as sink:
+            process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=sink)
         assert wait_http_ok(f"http://127.0.0.1:{port}/healthz", 120, alive=lambda: process.poll() is None), (
-            process.stderr.read().decode() if process.poll() is not None else "storefront did not start"
+            stderr.read_text(errors="replace")[-3000:]
         )
         return process
 
@@ -291,7 +293,7 @@ def test_storefront_end_to_end(storefront: dict) -> None:
     assert huge.status_code == 413
 
 
-def test_history_survives_an_app_restart(storefront: dict) -> None:
+def test_history_survives_an_app_restart(storefront: dict, ledger) -> None:
     import httpx
 
     url = storefront["url"]
@@ -301,13 +303,15 @@ def test_history_survives_an_app_restart(storefront: dict) -> None:
     storefront["process"] = storefront["start"]()
     turns = httpx.get(f"{url}/v1/sessions/restart-1", headers={"X-API-Key": API_KEY}, timeout=30).json()["turns"]
     assert [t["content"] for t in turns][:1] == ["Do you sell laptops?"] and len(turns) == 2
+    ledger("serving faults", "restart the storefront app mid-conversation", 1, "the session's history is all there")
 
 
-def test_logs_mask_personal_data(storefront: dict) -> None:
+def test_logs_mask_personal_data(storefront: dict, ledger) -> None:
     url = storefront["url"]
     _post(url, "/v1/chat", {"session_id": "pii", "message": "订单YX202611250001没到，电话13812345678"})
     log = (storefront["folder"] / "logs" / "storefront.log").read_text(encoding="utf-8")
     assert "YX202611250001" not in log and "13812345678" not in log and "[ORDER_ID]" in log and "[PHONE]" in log
+    ledger("security", "an order id and a phone number sent through /v1/chat", 2, "masked in the storefront log")
 
 
 def test_web_page_in_headless_chromium(storefront: dict, tmp_path: Path) -> None:

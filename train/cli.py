@@ -68,7 +68,9 @@ def train(
     peak_tflops: float | None,
 ) -> None:
     """Fine-tune the config's model with LoRA/QLoRA (TRL SFTTrainer + PEFT) on the built dataset."""
-    config = load_cli_config(config_path, overrides)  # a bad config is reported in full before anything else
+    # A bad config (with the model's own limits, unless planning without weights) is reported
+    # in full before anything else happens.
+    config = load_cli_config(config_path, overrides, check_model=not dry_run)
     if dry_run:
         from shoptune.train.estimate import estimate, planned_steps, render
 

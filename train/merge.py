@@ -25,6 +25,7 @@ from shoptune.core.hashing import sha256_file
 from shoptune.core.provenance import provenance
 from shoptune.data import resources
 from shoptune.data.prompts import extraction_system_prompt
+from shoptune.models.local_dir import require_adapter_dir
 from shoptune.train.run_folder import RunFolder
 
 MERGE_REPORT_NAME = "shoptune-merge.json"
@@ -142,7 +143,7 @@ def merge_run(
     base = AutoModelForCausalLM.from_pretrained(
         str(model_dir), dtype=dtype, use_safetensors=True, local_files_only=True
     )
-    with_adapter = PeftModel.from_pretrained(base, str(run.adapter)).to(device).eval()
+    with_adapter = PeftModel.from_pretrained(base, str(require_adapter_dir(run.adapter))).to(device).eval()
     reference_logits, reference_generations = _probe_outputs(with_adapter, tokenizer, probes, max_new_tokens)
     merged = with_adapter.merge_and_unload()
     eos = {tokenizer.eos_token_id}

@@ -8,6 +8,7 @@ TRL trainer, train (or resume), save the adapter, write the manifest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -19,9 +20,11 @@ from typing import Any
 from shoptune.config import ShoptuneConfig, load_config, write_resolved_config
 from shoptune.config.loader import to_dict
 from shoptune.core.atomic import atomic_directory, atomic_write_json
+from shoptune.core.disk import disk_full_detail, disk_is_full
 from shoptune.core.errors import BadInputError, EnvironmentProblem, ShoptuneError
 from shoptune.core.hashing import sha256_file
 from shoptune.core.provenance import provenance, utc_now
+from shoptune.data.reading import require_valid
 from shoptune.train.callbacks import GenerationMetrics, MetricsFile, NonFiniteLossGuard, ProgressLine
 from shoptune.train.checkpoints import AtomicCheckpointTrainer, newest_checkpoint, remove_partial_checkpoints
 from shoptune.train.dataset import TrainingRows, build_rows
@@ -50,10 +53,13 @@ def ensure_dataset(config: ShoptuneConfig, data_dir: Path, tokenizer: Any, log: 
     """
     import fcntl
 
+    if (data_dir / "train.jsonl").exists() and (data_dir / "val.jsonl").exists():
+        _check_built_with(config, data_dir)
+        return data_dir  # leave a folder that is already there exactly as it was
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(data_dir / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (data_dir / "train.jsonl").is_file() and (data_dir / "val.jsonl").is_file():
+        if (data_dir / "train.jsonl").exists() and (data_dir / "val.jsonl").exists():
             _check_built_with(config, data_dir)
             return data_dir
         from shoptune.data.build import build_dataset, token_limit_for
@@ -103,6 +109,28 @@ def _check_run_folder(run: RunFolder, config: ShoptuneConfig, resume: bool) -> P
     for path in removed:
         print(f"removed a partial checkpoint left by an interrupted save: {path}")
     return newest_checkpoint(run.checkpoints)
+
+
+def _stopped_by_full_disk(
+    error: BaseException, run: RunFolder, manifest: dict[str, Any], step: int, main: bool
+) -> EnvironmentProblem:
+    """Clean up after a write that ran out of space and say how to continue.
+
+    The half-written `checkpoint-N/` is deleted (it frees space and is never resumed from);
+    published `step-NNNNNN/` checkpoints are untouched, so `--resume` continues from the last.
+    """
+    removed = remove_partial_checkpoints(run.checkpoints) if main else []
+    newest = newest_checkpoint(run.checkpoints)
+    if main:
+        manifest.update(status="failed", finished_at=utc_now(), failure=f"disk full at step {step}")
+        with contextlib.suppress(OSError):  # still no room: the old manifest stays; resume handles that
+            atomic_write_json(run.manifest, manifest)
+    cleaned = f"; removed the partial {', '.join(p.name for p in removed)}" if removed else ""
+    return EnvironmentProblem(
+        f"training stopped at step {step}: the disk holding {run.root} is full ({disk_full_detail(error)}){cleaned}. "
+        f"The last complete checkpoint is {newest or 'none'}, intact: free some space, then run the same "
+        "command with --resume"
+    )
 
 
 def _eval_subset(rows: TrainingRows, limit: int | None):
@@ -239,7 +267,12 @@ def run_training(
 
     model_dir = resolve_model_dir(config.model.name, path_override=config.model.path, log=log)
     tokenizer = load_tokenizer(model_dir)
+    if data_dir is not None:
+        absent = [name for name in ("train.jsonl", "val.jsonl") if not (Path(data_dir) / name).exists()]
+        if absent:  # an explicit --data folder is the user's: never build into it behind their back
+            raise BadInputError(f"--data {data_dir}: no {' or '.join(absent)} there (build one: shoptune data build)")
     data_dir = ensure_dataset(config, Path(data_dir or config.data.dir), tokenizer, log)
+    require_valid(data_dir / "train.jsonl", data_dir / "val.jsonl")
     train_rows = build_rows(data_dir / "train.jsonl", tokenizer, config.train.max_length)
     val_rows = build_rows(data_dir / "val.jsonl", tokenizer, config.train.max_length)
     device = default_device()
@@ -305,7 +338,12 @@ def run_training(
     trainer.remove_callback(PrinterCallback)  # our ProgressLine and metrics.jsonl replace the raw log dicts
     trainer.keep_checkpoints = config.train.save_total_limit
     generation.trainer = trainer
-    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    try:
+        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except Exception as error:
+        if not disk_is_full(error, run.root):
+            raise
+        raise _stopped_by_full_disk(error, run, manifest, trainer.state.global_step, main) from error
     if guard.bad_step is not None:
         manifest.update(status="failed", finished_at=utc_now(), failure=f"{guard.bad_value} at step {guard.bad_step}")
         if main:
@@ -318,10 +356,15 @@ def run_training(
 
     final_eval = trainer.evaluate() if val_rows.rows else {}  # collective: every process takes part
     if main:
-        with atomic_directory(run.adapter) as staging:
-            trainer.save_model(str(staging))
-            tokenizer.save_pretrained(str(staging))
-            (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run's config.yaml says it all
+        try:
+            with atomic_directory(run.adapter) as staging:
+                trainer.save_model(str(staging))
+                tokenizer.save_pretrained(str(staging))
+                (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run's config.yaml says it all
+        except Exception as error:
+            if not disk_is_full(error, run.root):
+                raise
+            raise _stopped_by_full_disk(error, run, manifest, trainer.state.global_step, main) from error
     train_losses = [m["loss"] for m in metrics.history if isinstance(m.get("loss"), float)]
     manifest.update(
         status="finished",

@@ -16,8 +16,12 @@ from shoptune.data import resources
 from shoptune.data.resources import Product
 
 ITEM_LINE = re.compile(
-    r"^\s*\d+\.\s*(?:(?P<sku>[A-Z]{3}-\d{4})\s+)?(?P<name>[^，,\n]+?)\s*[，,]\s*¥(?P<price>\d+(?:\.\d+)?)", re.MULTILINE
+    r"^\s*\d+\.\s*(?:(?P<sku>[A-Z]{3}-\d{4})\s*[:：]?\s*)?(?P<name>[^，,\n¥]*?)\s*[，,]?\s*¥(?P<price>\d+(?:\.\d+)?)",
+    re.MULTILINE,
 )
+"""A numbered product line: optional SKU (a model may add a colon after it), the name (a model
+may drop it after the SKU), and the quoted price."""
+SKU = re.compile(r"\b[A-Z]{3}-\d{4}\b")
 PRICE = re.compile(r"¥\s?(\d+(?:,\d{3})*(?:\.\d+)?)")
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
@@ -31,14 +35,23 @@ def _names() -> dict[str, Product]:
     return table
 
 
+@functools.cache
+def _skus() -> dict[str, Product]:
+    return {product.sku: product for product in resources.catalogue()}
+
+
 def named_products(text: str) -> list[Product]:
-    """Catalogue products whose name appears in `text`, longest names first, each once."""
+    """Catalogue products whose name (longest names first) or SKU appears in `text`, each once."""
     found, seen = [], set()
     for name in sorted(_names(), key=len, reverse=True):
         if name in text and _names()[name].sku not in seen:
             found.append(_names()[name])
             seen.add(_names()[name].sku)
             text = text.replace(name, " ")
+    for sku in SKU.findall(text):
+        if sku in _skus() and sku not in seen:
+            found.append(_skus()[sku])
+            seen.add(sku)
     return found
 
 
@@ -50,8 +63,16 @@ def _within(product: Product, price_range: list | None) -> bool:
 
 
 def item_lines(text: str) -> list[tuple[str, str, str]]:
-    """(sku or "", name, quoted price) of each numbered product line in an answer."""
-    return [(m["sku"] or "", m["name"].strip(), m["price"]) for m in ITEM_LINE.finditer(text)]
+    """(sku or "", name, quoted price) of each numbered product line in an answer; a line that
+    gives only a SKU is read as naming that SKU's product (or, if no such SKU, the SKU itself)."""
+    lines = []
+    for match in ITEM_LINE.finditer(text):
+        sku, name = match["sku"] or "", match["name"].strip()
+        if not name and sku:
+            name = _skus()[sku].name_zh if sku in _skus() else sku
+        if name:
+            lines.append((sku, name, match["price"]))
+    return lines
 
 
 def _real(sku: str, name: str) -> bool:

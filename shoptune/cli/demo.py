@@ -26,7 +26,7 @@ def demo(config_path: Path | None, overrides: tuple[str, ...], out_dir: Path, qu
     """
     from shoptune.demo.pipeline import run_demo
 
-    config = load_cli_config(config_path, overrides)
+    config = load_cli_config(config_path, overrides, check_model=True)
     summary = run_demo(config, out_dir, quick=quick, force=force, log=say)
     click.echo(
         f"demo finished: {out_dir}/report.html and {out_dir}/report.md; tuned JSON validity "

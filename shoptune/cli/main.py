@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
@@ -18,6 +19,10 @@ from shoptune.data.cli import data_group
 from shoptune.eval.cli import eval_group
 from shoptune.serve.cli import serve_group
 from shoptune.train.cli import merge, train
+
+# bitsandbytes (installed for QLoRA) warns on import on any AVX-512 CPU that an optional
+# Hugging Face kernel package is absent; it is irrelevant to every CPU command.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 EXIT_CODES = """\b
 Exit codes:

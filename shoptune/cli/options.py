@@ -34,6 +34,18 @@ def config_option(func: F) -> F:
     )(func)
 
 
-def load_cli_config(config_path: Path | None, overrides: tuple[str, ...]) -> ShoptuneConfig:
-    """Load the given config (or the embedded default) with overrides; raises ConfigError listing all problems."""
-    return load_config(config_path if config_path is not None else DEFAULT_CONFIG, overrides)
+def load_cli_config(
+    config_path: Path | None, overrides: tuple[str, ...], *, check_model: bool = False
+) -> ShoptuneConfig:
+    """Load the given config (or the embedded default) with overrides; raises ConfigError listing all problems.
+
+    `check_model` adds the checks against the model's directory and context length, for
+    commands that are about to load it (train, demo), so that those are listed together
+    with the file's own problems instead of failing minutes later.
+    """
+    checks = ()
+    if check_model:
+        from shoptune.models.preflight import model_problems
+
+        checks = (model_problems,)
+    return load_config(config_path if config_path is not None else DEFAULT_CONFIG, overrides, checks=checks)

@@ -13,7 +13,7 @@ import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -68,7 +68,13 @@ class _Collector:
         self.problems.append(ConfigProblem(where or self.where(key), ".".join(key), message))
 
 
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> ShoptuneConfig:
+RawChecks = Callable[[dict[str, Any]], list[tuple[KeyPath, str]]]
+"""Extra checks on the merged raw tree (e.g. against the model's config.json), reported with the rest."""
+
+
+def load_config(
+    path: str | Path | None = None, overrides: Sequence[str] = (), *, checks: Sequence[RawChecks] = ()
+) -> ShoptuneConfig:
     """Read `path` (or start from defaults when None), apply overrides, validate, return the config."""
     source = str(path) if path is not None else "(defaults)"
     collector = _Collector(source)
@@ -78,6 +84,9 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     for override in overrides:
         _apply_override(raw, override, collector)
     config = _build(ShoptuneConfig, raw, (), collector)
+    for check in checks:
+        for key, message in check(raw):
+            collector.add(key, message)
     if collector.problems or config is None:
         raise ConfigError(source, collector.problems)
     return config

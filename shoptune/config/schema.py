@@ -340,9 +340,11 @@ class ServeConfig(ConfigSection):
     """Browser origins allowed to call the storefront API; empty = CORS closed."""
 
     max_new_tokens: int = 256
-    repetition_penalty: float = 1.1
-    """Applied by vLLM to the storefront's chat and recommendation replies (not to extraction, and
-    not to evaluations, which measure the raw model): a small tuned model otherwise loops."""
+    frequency_penalty: float = 0.3
+    """OpenAI-style penalty on tokens the reply has already produced, for the storefront's chat and
+    recommendation replies (not extraction, not evaluations, which measure the raw model): a small
+    tuned model otherwise loops. Unlike vLLM's repetition_penalty it leaves prompt tokens alone, so
+    copying a SKU or price from the catalogue excerpt is not discouraged."""
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
@@ -367,8 +369,8 @@ class ServeConfig(ConfigSection):
             problems.append(("history_token_budget", f"must be at least 64, got {self.history_token_budget}"))
         if self.max_request_bytes < 256:
             problems.append(("max_request_bytes", f"must be at least 256, got {self.max_request_bytes}"))
-        if not 1.0 <= self.repetition_penalty <= 2.0:
-            problems.append(("repetition_penalty", f"must be in [1, 2], got {self.repetition_penalty}"))
+        if not 0.0 <= self.frequency_penalty <= 2.0:
+            problems.append(("frequency_penalty", f"must be in [0, 2], got {self.frequency_penalty}"))
         if self.request_timeout_s <= 0:
             problems.append(("request_timeout_s", f"must be positive, got {self.request_timeout_s}"))
         return problems

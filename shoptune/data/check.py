@@ -75,6 +75,15 @@ def parse_json_line(text: str) -> tuple[Any, str | None]:
         return None, f"invalid JSON: {exc}"
 
 
+_NOT_UTF8_JSONL = (
+    (b"\x1f\x8b", "file is gzip-compressed: decompress it first (gunzip FILE)"),
+    (b"PK\x03\x04", "file is a zip archive: extract the JSONL file from it first"),
+    (b"\xff\xfe", "file is UTF-16 (little-endian byte-order mark): save it as UTF-8"),
+    (b"\xfe\xff", "file is UTF-16 (big-endian byte-order mark): save it as UTF-8"),
+)
+"""Leading bytes of files that are not UTF-8 text at all."""
+
+
 def iter_lines(path: Path) -> Iterator[tuple[int, bytes | None, str | None]]:
     """(line number, raw bytes, or None with a file-level problem) for every line of `path`."""
     if not path.exists():
@@ -91,6 +100,10 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes | None, str | None]]:
     if not data.strip():
         yield 0, None, "file is empty: expected one JSON record per line"
         return
+    for magic, problem in _NOT_UTF8_JSONL:
+        if data.startswith(magic):
+            yield 0, None, problem  # one clear line instead of a wall of per-line decoding errors
+            return
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()  # the final newline ends the last line, it does not start a new one

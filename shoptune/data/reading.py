@@ -17,15 +17,22 @@ from shoptune.data.records import RecordValidator
 SHOWN_PROBLEMS = 20
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """All records of a valid JSONL corpus; BadInputError listing the problems otherwise."""
-    problems = [str(p) for p in check_file(Path(path), RecordValidator(resources.schemas()))]
+def require_valid(*paths: Path) -> None:
+    """BadInputError listing the problems of every given file at once (not just the first bad file)."""
+    validator = RecordValidator(resources.schemas())
+    problems = [str(p) for path in paths for p in check_file(Path(path), validator)]
     if problems:
+        names = " ".join(str(path) for path in paths)
         shown = "\n".join(f"  {p}" for p in problems[:SHOWN_PROBLEMS])
         more = f"\n  ... and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
         raise BadInputError(
-            f"{path} has {len(problems)} problem(s); fix them first (`shoptune data check {path}`):\n{shown}{more}"
+            f"{names}: {len(problems)} problem(s); fix them first (`shoptune data check {names}`):\n{shown}{more}"
         )
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """All records of a valid JSONL corpus; BadInputError listing the problems otherwise."""
+    require_valid(path)
     records = []
     for _, raw, _ in iter_lines(Path(path)):
         assert raw is not None

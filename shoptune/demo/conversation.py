@@ -43,7 +43,9 @@ def check_answer(answer: str) -> list[dict[str, Any]]:
         rows.append(
             {
                 "sku": product.sku,
-                "name": product.name_zh if product.name_zh in answer else product.name_en,
+                "name": next(
+                    (n for n in (product.name_zh, product.name_en) if n in answer), f"{product.sku} (SKU only)"
+                ),
                 "catalogue_price": format_price(product.price),
                 "quoted_price": price,
                 "price_correct": None if price is None else float(price) == product.price,

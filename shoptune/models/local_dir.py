@@ -55,3 +55,26 @@ def has_chat_template(directory: Path) -> bool:
     if config_path.is_file():
         return bool(json.loads(config_path.read_text(encoding="utf-8")).get("chat_template"))
     return False
+
+
+def missing_adapter_files(directory: Path) -> list[str]:
+    """What a loadable PEFT adapter folder lacks. PEFT itself would fall back to unpickling
+    `adapter_model.bin` when the safetensors file is absent; shoptune never does."""
+    if not directory.is_dir():
+        return [f"the directory itself ({directory} is not a directory)"]
+    missing = []
+    if not (directory / "adapter_config.json").is_file():
+        missing.append("adapter_config.json")
+    if not (directory / "adapter_model.safetensors").is_file():
+        pickled = " (found adapter_model.bin: pickled weights are not loaded, convert them)"
+        missing.append("adapter_model.safetensors" + (pickled if (directory / "adapter_model.bin").exists() else ""))
+    return missing
+
+
+def require_adapter_dir(directory: Path, what: str = "adapter") -> Path:
+    from shoptune.core.errors import BadInputError
+
+    missing = missing_adapter_files(Path(directory))
+    if missing:
+        raise BadInputError(f"{what} at {directory} is not a usable PEFT adapter; missing: {'; '.join(missing)}")
+    return Path(directory).resolve()
