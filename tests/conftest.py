@@ -33,6 +33,15 @@ def smollm2_dir() -> Path:
     return prepare_model("smollm2-135m-instruct")
 
 
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path) -> Path:
+    """The tiny-qwen config's corpus, built once per test session by the real `data build`."""
+    out = tmp_path_factory.mktemp("tiny-data")
+    done = run_shoptune("data", "build", "--config", str(REPO_ROOT / "configs" / "tiny-qwen.yaml"), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
 def run_shoptune(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT, timeout: float = 600):
     """Run the installed `shoptune` console script as a user would, capturing its output."""
     assert shutil.which(str(SHOPTUNE_BIN)), f"{SHOPTUNE_BIN} missing: install with scripts/install.sh"

@@ -228,8 +228,8 @@ def _interactions(event: object):
 
 def test_64_concurrent_shoppers_get_answers_and_complete_histories(stack: dict, ledger) -> None:
     url = stack["url"]
-    turns = 3
-    messages = ["我想买一部3000元以内的手机", "那黑色的呢？", "Do you ship to Shanghai?"]
+    turns = 2
+    messages = ["我想买一部3000元以内的手机", "那黑色的呢？"]
 
     def shopper(index: int) -> list[int]:
         codes = []
@@ -248,7 +248,7 @@ def test_64_concurrent_shoppers_get_answers_and_complete_histories(stack: dict, 
         assert [t["content"] for t in history[::2]] == messages, index
     ledger(
         "serving faults",
-        "64 concurrent shoppers x 3 chat turns",
+        "64 concurrent shoppers x 2 chat turns (a follow-up)",
         64 * turns,
         "0 errors; all 64 histories complete and in order",
     )

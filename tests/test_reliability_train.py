@@ -18,21 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SHOPTUNE_BIN, run_shoptune
+from conftest import SHOPTUNE_BIN
 from safetensors.torch import load_file
 
 from shoptune.core.paths import CONFIGS_DIR, REPO_ROOT
 
 TINY = CONFIGS_DIR / "tiny-qwen.yaml"
 STEPS = 8
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path) -> Path:
-    out = tmp_path_factory.mktemp("tiny-data")
-    done = run_shoptune("data", "build", "--config", str(TINY), "--out", str(out))
-    assert done.returncode == 0, done.stderr
-    return out
 
 
 def _train_process(out: Path, data: Path, *extra: str) -> subprocess.Popen:

@@ -25,14 +25,6 @@ TINY = CONFIGS_DIR / "tiny-qwen.yaml"
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path) -> Path:
-    out = tmp_path_factory.mktemp("tiny-data")
-    done = run_shoptune("data", "build", "--config", str(TINY), "--out", str(out))
-    assert done.returncode == 0, done.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
     out = tmp_path_factory.mktemp("tiny-run") / "run"
     done = run_shoptune(
