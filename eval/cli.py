@@ -190,6 +190,7 @@ def _summary(report: dict, out_dir: Path) -> None:
             "exact_match_rate",
             "recommend_grounded_rate",
             "tone_compliance_rate",
+            "refusal_in_role_rate",
         )
         if k in metrics
     )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 
+ORDER_ID = re.compile(r"(?<![A-Za-z0-9])YX\d{12}(?!\d)", re.IGNORECASE)
 PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("ORDER_ID", re.compile(r"(?<![A-Za-z0-9])YX\d{12}(?!\d)", re.IGNORECASE)),
+    ("ORDER_ID", ORDER_ID),
     ("PHONE", re.compile(r"(?<!\d)(?:\+?86[-\s]?)?1[3-9]\d(?:[-\s]?\d{4}){2}(?!\d)")),
     ("PHONE", re.compile(r"(?<!\d)0\d{2,3}-\d{7,8}(?!\d)")),
     ("PHONE", re.compile(r"(?<!\d)\+?\d{1,3}[-\s]\(?\d{3}\)?[-\s]\d{3}[-\s]\d{4}(?!\d)")),

@@ -9,6 +9,7 @@ sees the system prompt and context layout it was tuned on.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from shoptune.data.prompts import (
     system_message,
 )
 from shoptune.data.resources import PolicyTopic, Product
+from shoptune.serve.masking import ORDER_ID
 from shoptune.serve.retrieval import CatalogueIndex, Filters, terms
 from shoptune.serve.sessions import SessionStore
 
@@ -66,6 +68,13 @@ def product_json(product: Product, lang: str) -> dict[str, Any]:
     }
 
 
+_FUNCTION_WORD = re.compile(
+    r"\b(?:what|about|how|do|does|did|i|me|my|we|our|you|your|it|its|they|them|the|a|an|is|are|was|be|can|"
+    r"could|would|will|have|has|had|need|want|get|there|this|that|these|those|of|in|on|for|to|with|and|or|any|some|please|hi|hello)\b",
+    re.IGNORECASE,
+)
+
+
 class PolicyIndex:
     """Which policy topics a message is about: term overlap with each topic's title, text and questions."""
 
@@ -77,7 +86,9 @@ class PolicyIndex:
         ]
 
     def search(self, text: str, k: int = 2, threshold: float = 0.34) -> list[PolicyTopic]:
-        query = set(terms(text))
+        # English function words (and their 3-grams) overlap every policy text; without this
+        # "What about black?" scored as a returns question.
+        query = set(terms(_FUNCTION_WORD.sub(" ", text)))
         if not query:
             return []
         scored = sorted(((len(query & bag) / len(query), i) for i, bag in enumerate(self.bags)), reverse=True)
@@ -154,21 +165,45 @@ class Storefront:
         filters = self._merge_filters(state.get("filters"), extracted)
         blocks = []
         products: list[Product] = []
-        # The extraction step names the product; a weak model may not, so a message that matches the
-        # catalogue strongly on its own (BM25) also gets products to ground on.
-        if filters.get("product") or max(self.index.scores(message), default=0.0) >= PRODUCT_QUERY_SCORE:
+        topics = self.policies.search(message)
+        if self._asks_about_products(message, extracted, filters, topics, state.get("about_products", False)):
             recent = " ".join(t["content"] for t in history[-4:] if t["role"] == "user")
             products = self._retrieve(f"{recent} {message}", filters)
             blocks.append(catalogue_context(products, lang))
-        topics = self.policies.search(message)
         if topics:
             blocks.append(policy_context(topics, lang))
         system = system_message(self.settings.system_prompt, *blocks)
         user = {"role": "user", "content": message}
         reply = self._complete([system, *self._trim(system, history, user), user])
         self.store.append(session_id, [user, {"role": "assistant", "content": reply}])
-        self.store.set_state(session_id, {**state, "filters": filters})
+        self.store.set_state(session_id, {**state, "filters": filters, "about_products": bool(products)})
         return ChatResult(reply, products, filters, [t.id for t in topics])
+
+    def _asks_about_products(
+        self,
+        message: str,
+        extracted: dict[str, Any],
+        filters: dict[str, Any],
+        topics: list[PolicyTopic],
+        last_turn_had_products: bool = False,
+    ) -> bool:
+        """Whether this turn gets catalogue context, as the training data's recommend turns do.
+
+        A message that matches the catalogue strongly on its own (BM25) does. So does a follow-up
+        in a conversation about a product that names a colour, size or budget ("那黑色的呢？") or
+        asks no policy question. A question about an order or a policy ("怎么退货？") does not:
+        with product cards in its context a small model answered it with the same recommendation
+        again (seen in the demo transcript), and the FAQ turns it was trained on carry policy
+        context alone.
+        """
+        if max(self.index.scores(message), default=0.0) >= PRODUCT_QUERY_SCORE:
+            return True
+        # The conversation is about products if an extraction named one or, for a small model
+        # whose extraction missed it, if the last turn was grounded on products.
+        if not (filters.get("product") or last_turn_had_products) or ORDER_ID.search(message):
+            return False
+        names_attribute = any(extracted.get(key) is not None for key in ("price_range", "color", "size"))
+        return names_attribute or not topics
 
     @staticmethod
     def _merge_filters(previous: dict[str, Any] | None, extracted: dict[str, Any]) -> dict[str, Any]:

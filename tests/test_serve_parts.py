@@ -81,6 +81,7 @@ def test_policy_lookup() -> None:
     assert index.search("退货政策是怎样的？")[0].id == "returns"
     assert [t.id for t in index.search("Can I get an invoice for my company?")][:1] == ["invoices"]
     assert index.search("hello") == []
+    assert index.search("What about black?") == []  # function words overlap every policy text
 
 
 def test_follow_up_filters_keep_the_product() -> None:
@@ -90,6 +91,32 @@ def test_follow_up_filters_keep_the_product() -> None:
     assert merged == {"product": "小米手机", "price_range": [None, 3000], "color": "黑色", "size": None}
     fresh = {"product": "耐克运动鞋", "price_range": None, "color": None, "size": "42"}
     assert Storefront._merge_filters(previous, fresh) == fresh
+
+
+@pytest.mark.parametrize(
+    ("message", "extracted_color", "gets_products"),
+    [
+        ("我想买一部3000元以内的手机", None, True),  # names the catalogue strongly
+        ("那黑色的呢？", "黑色", True),  # a follow-up naming a colour
+        ("What about black?", None, True),  # a follow-up that asks no policy question
+        ("衣服尺码不合适，怎么退货？", None, False),  # a policy question later in the conversation
+        ("How do I return an item?", None, False),
+        ("我的订单YX202611250001到哪了？", None, False),  # about an order, not the catalogue
+    ],
+)
+def test_which_turns_get_catalogue_context(message: str, extracted_color: str | None, gets_products: bool) -> None:
+    """Serving must give a turn the context its training task had: a return question in a phone
+    conversation gets the returns policy, not the phone cards again."""
+    from shoptune.serve.storefront import StorefrontSettings
+
+    storefront = Storefront(StorefrontSettings(model_name="shop", system_prompt="sys"), store=None, llm=None)
+    conversation = {"product": "手机", "price_range": [None, 3000], "color": None, "size": None}
+    extracted = {"product": None, "price_range": None, "color": extracted_color, "size": None}
+    topics = storefront.policies.search(message)
+    assert storefront._asks_about_products(message, extracted, conversation, topics) is gets_products
+    unnamed = {"product": None}  # the extraction missed the product; the last turn was still about one
+    assert storefront._asks_about_products(message, extracted, unnamed, topics, True) is gets_products
+    assert not storefront._asks_about_products("What about black?", extracted, unnamed, [], False)
 
 
 def test_vllm_command_comes_from_config(tmp_path: Path) -> None:

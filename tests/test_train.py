@@ -273,3 +273,29 @@ def test_qlora_needs_a_gpu(tmp_path: Path, tiny_data: Path) -> None:
         "train.precision=bf16",
     )
     assert done.returncode == 3 and "needs a CUDA GPU" in done.stderr
+
+
+def test_4bit_preparation_keeps_16_bit_weights_and_reaches_the_adapters(tiny_qwen_dir: Path) -> None:
+    """The QLoRA preparation (its 4-bit load needs a GPU; this is the rest of it) must not upcast.
+
+    PEFT's prepare_model_for_kbit_training upcasts embeddings and head to fp32 (+2 GiB on 7B,
+    measured); ours keeps them bf16, freezes the base, and still gets gradients into the
+    adapters through non-reentrant checkpointed layers.
+    """
+    from shoptune.train.model import prepare_for_4bit_training, with_lora
+
+    config = load_config(
+        TINY, overrides=["train.method=qlora", "train.precision=bf16", "train.gradient_checkpointing=true"]
+    ).train
+    model = AutoModelForCausalLM.from_pretrained(tiny_qwen_dir, dtype=torch.bfloat16)
+    prepare_for_4bit_training(model, config)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert not any(p.requires_grad for p in model.parameters())
+    model = with_lora(model, config)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    ids = torch.tensor([[9707, 11, 1879, 0, 151645]])
+    model(input_ids=ids, labels=ids).loss.backward()
+    lora_grads = [p.grad for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_grads and all(g is not None and g.abs().sum() > 0 for g in lora_grads)
+    assert all(p.grad is None for n, p in model.named_parameters() if "lora_" not in n)

@@ -224,6 +224,15 @@ def _sft_config(config: ShoptuneConfig, run: RunFolder, device: str, has_eval: b
     )
 
 
+def _peak_gpu_memory_gib(device: str) -> float | None:
+    """What this process really held on the GPU, to set beside the --dry-run estimate."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2)
+
+
 def _rows_summary(rows: TrainingRows) -> dict[str, int]:
     return {"records": len(rows.rows), "tokens": rows.tokens, "trainable_tokens": rows.trainable_tokens}
 
@@ -381,6 +390,7 @@ def run_training(
             else None,
             "trainable_parameters": trainable,
             "total_parameters": total,
+            "peak_gpu_memory_gib": _peak_gpu_memory_gib(device),
         },
         adapter=str(run.adapter),
     )
