@@ -1,5 +1,5 @@
 # Convenience aliases; the scripts are the source of truth (README "Two commands").
-.PHONY: install demo test lint format
+.PHONY: install demo test lint format bench bench-quick
 
 install:
 	scripts/install.sh
@@ -15,3 +15,14 @@ lint:
 
 format:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+# Speed against baselines, run side by side (README "Benchmarks"); not part of the tests.
+bench:
+	.venv/bin/python benchmarks/train_throughput.py
+	.venv/bin/python benchmarks/eval_throughput.py
+	.venv/bin/python benchmarks/serve_load.py
+
+bench-quick:
+	.venv/bin/python benchmarks/train_throughput.py --quick
+	.venv/bin/python benchmarks/eval_throughput.py --quick
+	.venv/bin/python benchmarks/serve_load.py --quick

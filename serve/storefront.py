@@ -28,6 +28,7 @@ from shoptune.data.resources import PolicyTopic, Product
 from shoptune.serve.masking import ORDER_ID
 from shoptune.serve.retrieval import CatalogueIndex, Filters, terms
 from shoptune.serve.sessions import SessionStore
+from shoptune.serve.stated_filters import fill_stated
 
 PRODUCT_QUERY_SCORE = 12.0
 """BM25 score above which a message is taken as a product request: product questions score 14-35
@@ -161,7 +162,7 @@ class Storefront:
         history = self.store.history(session_id)
         state = self.store.get_state(session_id)
         lang = detect_language(message)
-        extracted = self.extract(message, "product_query")
+        extracted = fill_stated(self.extract(message, "product_query"), message)
         filters = self._merge_filters(state.get("filters"), extracted)
         blocks = []
         products: list[Product] = []
@@ -174,7 +175,11 @@ class Storefront:
             blocks.append(policy_context(topics, lang))
         system = system_message(self.settings.system_prompt, *blocks)
         user = {"role": "user", "content": message}
-        reply = self._complete([system, *self._trim(system, history, user), user])
+        # A product turn needs the conversation ("那黑色的呢？" means the phone from before). A policy
+        # or order question stands alone, as the FAQ turns it was trained on do; with the earlier
+        # product answer in view, a small model repeated it instead (seen in the demo transcript).
+        context = history if products else []
+        reply = self._complete([system, *self._trim(system, context, user), user])
         self.store.append(session_id, [user, {"role": "assistant", "content": reply}])
         self.store.set_state(session_id, {**state, "filters": filters, "about_products": bool(products)})
         return ChatResult(reply, products, filters, [t.id for t in topics])

@@ -22,6 +22,7 @@ STAGES = (
     "evaluate the tuned model (free-form)",
     "evaluate the tuned model (structured output)",
     "serve with vLLM + storefront, play the conversation",
+    "attack the tuned model with the prompt-injection suite",
     "write the report",
 )
 
@@ -37,7 +38,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> tuple[P
 def test_quick_demo_runs_every_stage(demo: tuple[Path, str]) -> None:
     out, log = demo
     for number, stage in enumerate(STAGES, start=1):
-        assert f"[{number}/10] {stage}: done in" in log, stage
+        assert f"[{number}/{len(STAGES)}] {stage}: done in" in log, stage
     for folder in ("eval-base", "eval-tuned", "eval-tuned-guided"):
         report = json.loads((out / folder / "report.json").read_text())
         assert (
@@ -48,6 +49,9 @@ def test_quick_demo_runs_every_stage(demo: tuple[Path, str]) -> None:
         assert (out / folder / "samples.jsonl").is_file() and (out / folder / "report.html").is_file()
     guided = json.loads((out / "eval-tuned-guided" / "report.json").read_text())
     assert guided["mode"]["structured_output"] is True
+    attacks = json.loads((out / "eval-injection" / "report.json").read_text())
+    assert attacks["n"] == 36 and attacks["task"]["name"] == "injection"
+    assert 0.0 <= attacks["metrics"]["refusal_in_role_rate"] <= 1.0
     assert (out / "report.html").is_file() and (out / "report.md").is_file()
     assert (out / "merged" / "shoptune-merge.json").is_file() and (out / "train" / "manifest.json").is_file()
 
@@ -70,6 +74,7 @@ def test_transcript_and_report(demo: tuple[Path, str]) -> None:
     assert "shopper: 我想买一部3000元以内的手机" in log
     report = (out / "report.md").read_text()
     assert "| json_valid_rate |" in report and "## Storefront transcript" in report
+    assert "## Prompt injection" in report and "attacks" in report
     page = (out / "report.html").read_text()
     assert page.count("<svg") == 2 and 'id="transcript"' in page
 

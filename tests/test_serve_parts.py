@@ -119,6 +119,29 @@ def test_which_turns_get_catalogue_context(message: str, extracted_color: str | 
     assert not storefront._asks_about_products("What about black?", extracted, unnamed, [], False)
 
 
+@pytest.mark.parametrize(
+    ("text", "budget", "colour"),
+    [
+        ("我想买一部3000元以内的手机", [None, 3000], None),
+        ("我想买一部红色的小米手机，价格在2000到3000之间", [2000, 3000], "红色"),
+        ("a red Xiaomi phone between 2000 and 3000", [2000, 3000], "red"),
+        ("I need a phone under 3000 yuan", [None, 3000], None),
+        ("1000-2000元的耳机", [1000, 2000], None),
+        ("那黑色的呢？", None, "黑色"),
+        ("What about black?", None, "black"),
+        ("我的订单YX202611250001到哪了？", None, None),  # an order id is not a budget
+        ("电话138-1234-5678", None, None),  # nor is a phone number
+        ("Is it blackberry flavoured?", None, None),  # whole words only in English
+    ],
+)
+def test_budget_and_colour_stated_in_words(text: str, budget: list | None, colour: str | None) -> None:
+    from shoptune.serve.stated_filters import fill_stated, stated_budget, stated_colour
+
+    assert stated_budget(text) == budget and stated_colour(text) == colour
+    found = {"product": None, "price_range": [1, 2], "color": "蓝色", "size": None}
+    assert fill_stated(found, text) == found  # what the extraction found is never overridden
+
+
 def test_vllm_command_comes_from_config(tmp_path: Path) -> None:
     adapter = tmp_path / "a"
     adapter.mkdir()

@@ -33,7 +33,8 @@ from shoptune.core.paths import REPO_ROOT
 from shoptune.demo.stages import StageRunner, content_hash
 
 Log = Callable[[str], None]
-STAGES = 10
+STAGES = 11
+INJECTION_SUITE = Path("datasets") / "security" / "prompt_injection.jsonl"
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,10 @@ class DemoPaths:
     @property
     def eval_guided(self) -> Path:
         return self.root / "eval-tuned-guided"
+
+    @property
+    def eval_injection(self) -> Path:
+        return self.root / "eval-injection"
 
     @property
     def transcript(self) -> Path:
@@ -102,12 +107,13 @@ def evaluate_endpoint(
     out_dir: Path,
     identity: dict[str, Any],
     log: Log,
+    task_name: str = "shop",
 ) -> dict[str, Any]:
     from shoptune.eval.backends import EndpointBackend
     from shoptune.eval.runner import run_evaluation, select_records
     from shoptune.eval.tasks import load_task
 
-    task = load_task("shop")
+    task = load_task(task_name)
     backend = EndpointBackend(
         base_url,
         model_name,
@@ -130,12 +136,11 @@ def evaluate_endpoint(
         log=log,
     )
     metrics = report["metrics"]
-    log(
-        f"  {model_name}: json_valid_rate {metrics.get('json_valid_rate', 0):.3f}, "
-        f"schema_valid_rate {metrics.get('schema_valid_rate', 0):.3f}, "
-        f"exact_match_rate {metrics.get('exact_match_rate', 0):.3f}"
-    )
-    return {key: metrics.get(key) for key in ("json_valid_rate", "schema_valid_rate", "exact_match_rate")}
+    shown = [
+        k for k in ("json_valid_rate", "schema_valid_rate", "exact_match_rate", "refusal_in_role_rate") if k in metrics
+    ]
+    log(f"  {model_name}: " + ", ".join(f"{key} {metrics[key]:.3f}" for key in shown))
+    return {key: metrics[key] for key in shown}
 
 
 class Services:
@@ -365,6 +370,23 @@ def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool
             content_hash(merge_hash, asdict(config.serve)),
             [paths.transcript],
             converse,
+        )
+        injection = REPO_ROOT / INJECTION_SUITE
+        runner.run(
+            "attack the tuned model with the prompt-injection suite",
+            content_hash(eval_hash, merge_hash, sha256_file(injection)),
+            [paths.eval_injection / "report.json"],
+            lambda: evaluate_endpoint(
+                config,
+                injection,
+                tuned.llm().base_url,
+                tuned.served_name,
+                structured=False,
+                out_dir=paths.eval_injection,
+                identity=tuned_identity,
+                log=log,
+                task_name="injection",
+            ),
         )
     finally:
         tuned.stop()

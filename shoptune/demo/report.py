@@ -44,6 +44,28 @@ def _turn_row(turn: dict[str, Any]) -> str:
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
 
 
+def _injection_section(out: Path) -> list[str]:
+    """How many prompt-injection attacks (datasets/security) the tuned model resisted, per language."""
+    path = out / "eval-injection" / "report.json"
+    if not path.is_file():
+        return []
+    report = json.loads(path.read_text(encoding="utf-8"))
+    key = "refusal_in_role_rate"
+    rate, (low, high) = report["metrics"][key], report["intervals"][key]
+    lines = [
+        "",
+        "## Prompt injection",
+        "",
+        f"The served tuned model resisted {round(rate * report['n'])}/{report['n']} attacks "
+        f"({key} {rate:.3f} [{low:.2f}, {high:.2f}]): stayed in role, leaked no system prompt, "
+        "changed no price, accepted no fake code.",
+        "",
+    ]
+    for lang, part in sorted(report.get("by_lang", {}).items()):
+        lines.append(f"- {lang}: {round(part['metrics'][key] * part['n'])}/{part['n']}")
+    return lines
+
+
 def write_demo_report(out: Path, runner: StageRunner) -> dict[str, Any]:
     reports = _load(out)
     transcript = (
@@ -102,6 +124,7 @@ def write_demo_report(out: Path, runner: StageRunner) -> dict[str, Any]:
             f"**extract {extraction['schema']}:** {extraction['text']} -> "
             f"`{json.dumps(extraction['data'], ensure_ascii=False) if extraction['data'] else extraction['error']}`"
         )
+    md += _injection_section(out)
     md += ["", "## Stages", "", "| stage | status | seconds |", "|---|---|---|"]
     md += [f"| {r.name} | {'skipped (unchanged)' if r.skipped else 'ran'} | {r.seconds:.0f} |" for r in runner.results]
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")

@@ -1,0 +1,96 @@
+"""What every benchmark shares: the test data, the model, the results file.
+
+Each benchmark runs shoptune and its baseline in the same process tree on the same machine,
+one after the other (never at once: they would share the two cores), and writes
+`benchmarks/results/<name>.json` with its figures, a top-level `speedup`, the machine, the
+package versions and the git commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+WORK = ROOT / "runs" / "bench"
+CONFIG = ROOT / "configs" / "cpu-smollm2.yaml"
+MODEL = "smollm2-135m-instruct"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def shoptune(*args: str, capture: bool = True) -> str:
+    """The installed CLI, as a user runs it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "shoptune", *args], cwd=ROOT, capture_output=capture, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"shoptune {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+    return done.stdout if capture else ""
+
+
+def model_dir(name: str = MODEL) -> Path:
+    return Path(shoptune("models", "path", name).strip())
+
+
+def test_split() -> Path:
+    """The demo config's test split, built once (deterministic: same seed, same records)."""
+    data = WORK / "data"
+    if not (data / "test.jsonl").is_file():
+        shoptune("data", "build", "--config", str(CONFIG), "--out", str(data))
+    return data / "test.jsonl"
+
+
+@contextmanager
+def timer() -> Iterator[dict[str, float]]:
+    box: dict[str, float] = {}
+    started = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box["seconds"] = time.perf_counter() - started
+
+
+def write_result(name: str, figures: dict[str, Any]) -> Path:
+    """benchmarks/results/<name>.json (atomically) and the same as one JSON line on stdout."""
+    from shoptune.core.atomic import atomic_write_json
+    from shoptune.core.provenance import provenance
+
+    record = provenance()
+    payload = {
+        "benchmark": name,
+        **figures,
+        "machine": {**record["machine"], "cpu_model": cpu_model(), "cores": os.cpu_count()},
+        "packages": record["packages"],
+        "git": record["git"],
+        "created_at": record["created_at"],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    atomic_write_json(path, payload)
+    print(json.dumps(payload, ensure_ascii=False), flush=True)
+    return path
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]

@@ -1,0 +1,229 @@
+"""Serving under load: the storefront on vLLM against a seed-style server, side by side.
+
+Both serve SmolLM2-135M-Instruct on loopback with the same routes, system prompt and token
+limits. A bounded number of requests (half `POST /v1/chat` in a fresh session each, half
+`POST /v1/extract` of shopper sentences) is sent at concurrency 1, 8 and 32, after one warm-up
+request; for each level: requests/s, completion tokens/s (the replies' tokens, counted with
+the model's tokenizer), p50/p95/p99 latency and errors (any non-200 or transport failure).
+
+- shoptune: `shoptune serve up --no-ui` (vLLM + the storefront app, as deployed);
+- baseline: benchmarks/seed_server.py (transformers `generate` per request, one at a time).
+
+The storefront does more per chat (an extraction call, retrieval, then the reply) and returns
+schema-valid JSON from /v1/extract; the baseline does one plain generation per request.
+
+    python benchmarks/serve_load.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CONFIG, MODEL, ROOT, WORK, model_dir, percentile, write_result
+
+API_KEY = "bench-key"
+CHATS = (
+    "我想买一部3000元以内的手机",
+    "I need a phone under 3000 yuan",
+    "有没有42码的白色运动鞋？",
+    "Do you have running shoes in size 42?",
+    "退货政策是怎样的？",
+    "How long does shipping take?",
+)
+EXTRACTS = (
+    "我想买一部红色的小米手机，价格在2000到3000之间",
+    "a red Xiaomi phone between 2000 and 3000",
+    "找一双42码的黑色耐克运动鞋，500元以内",
+    "black Nike running shoes, size 42, under 500 yuan",
+)
+LEVELS = (1, 8, 32)
+
+
+def request_body(i: int) -> tuple[str, dict[str, Any]]:
+    if i % 2 == 0:
+        return "/v1/chat", {"session_id": f"load-{uuid.uuid4().hex[:12]}", "message": CHATS[(i // 2) % len(CHATS)]}
+    return "/v1/extract", {"text": EXTRACTS[(i // 2) % len(EXTRACTS)], "schema": "product_query"}
+
+
+def reply_text(path: str, body: dict[str, Any]) -> str:
+    return body.get("reply") or "" if path == "/v1/chat" else json.dumps(body.get("data"), ensure_ascii=False)
+
+
+def drive(url: str, concurrency: int, requests: int, tokenizer: Any) -> dict[str, Any]:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+
+    def one(i: int) -> tuple[float, bool, int]:
+        path, body = request_body(i)
+        started = time.perf_counter()
+        try:
+            response = httpx.post(f"{url}{path}", json=body, headers=headers, timeout=300)
+            ok = response.status_code == 200
+            tokens = len(tokenizer(reply_text(path, response.json()))["input_ids"]) if ok else 0
+        except (httpx.HTTPError, ValueError):
+            ok, tokens = False, 0
+        return time.perf_counter() - started, ok, tokens
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(one, range(requests)))
+    wall = time.perf_counter() - started
+    latencies = [r[0] for r in results]
+    return {
+        "concurrency": concurrency,
+        "requests": requests,
+        "requests_per_second": round(requests / wall, 3),
+        "tokens_per_second": round(sum(r[2] for r in results) / wall, 1),
+        "p50_s": round(percentile(latencies, 50), 3),
+        "p95_s": round(percentile(latencies, 95), 3),
+        "p99_s": round(percentile(latencies, 99), 3),
+        "errors": sum(not r[1] for r in results),
+        "seconds": round(wall, 1),
+    }
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, timeout_s: float = 600) -> float:
+    """Seconds until /healthz answers and a first chat (the warm-up) succeeds."""
+    import httpx
+
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout_s:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode} while starting")
+        try:
+            path, body = request_body(0)
+            reply = httpx.post(f"{url}{path}", json=body, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=120)
+            if reply.status_code == 200:
+                return time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(2)
+    raise SystemExit(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM by PID (the server stops its own children), SIGKILL if it lingers."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def measure(name: str, command: list[str], url: str, plan: dict[int, int], tokenizer: Any, log: Path) -> dict:
+    env = {**os.environ, "SHOPTUNE_API_KEY": API_KEY}
+    with open(log, "wb") as sink:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        startup = wait_until_serving(url, process)
+        levels = []
+        for concurrency, requests in plan.items():
+            levels.append(drive(url, concurrency, requests, tokenizer))
+            print(f"  [{name}] {levels[-1]}", flush=True)
+    finally:
+        stop(process)
+    return {"startup_seconds": round(startup, 1), "levels": levels}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests per level (under 10 minutes)")
+    args = parser.parse_args()
+    plan = {c: max(16 if args.quick else 32, c) for c in LEVELS}
+
+    from transformers import AutoTokenizer
+
+    from shoptune.config import load_config
+    from shoptune.core.net import free_port
+
+    config = load_config(CONFIG)
+    directory = model_dir(MODEL)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    WORK.mkdir(parents=True, exist_ok=True)
+    vllm_port, app_port, seed_port = free_port(), free_port(), free_port()
+    ours = measure(
+        "shoptune",
+        [
+            sys.executable,
+            "-m",
+            "shoptune",
+            "serve",
+            "up",
+            "--config",
+            str(CONFIG),
+            "--model",
+            str(directory),
+            "--no-ui",
+            "--set",
+            f"serve.vllm_port={vllm_port}",
+            "--set",
+            f"serve.app_port={app_port}",
+            "--set",
+            f"serve.sqlite_path={WORK / 'load-sessions.sqlite3'}",
+            "--set",
+            f"serve.log_dir={WORK / 'logs'}",
+        ],
+        f"http://127.0.0.1:{app_port}",
+        plan,
+        tokenizer,
+        WORK / "serve-up.log",
+    )
+    seed = measure(
+        "seed",
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "seed_server.py"),
+            "--model",
+            str(directory),
+            "--port",
+            str(seed_port),
+            "--system-prompt",
+            config.data.system_prompt,
+            "--max-new-tokens",
+            str(config.serve.max_new_tokens),
+        ],
+        f"http://127.0.0.1:{seed_port}",
+        plan,
+        tokenizer,
+        WORK / "seed-server.log",
+    )
+    at8 = {
+        name: next(level for level in run["levels"] if level["concurrency"] == 8)
+        for name, run in (("ours", ours), ("seed", seed))
+    }
+    write_result(
+        "serve_load",
+        {
+            "quick": args.quick,
+            "model": MODEL,
+            "shoptune": ours,
+            "seed_style_baseline": seed,
+            "speedup": round(at8["ours"]["requests_per_second"] / at8["seed"]["requests_per_second"], 2),
+            "p95_ratio_at_8": round(at8["seed"]["p95_s"] / at8["ours"]["p95_s"], 2),
+            "errors": {
+                "shoptune": sum(level["errors"] for level in ours["levels"]),
+                "seed": sum(level["errors"] for level in seed["levels"]),
+            },
+            "goals": {"speedup": 10, "errors": 0, "p95": "lower than the baseline's at concurrency 8"},
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
