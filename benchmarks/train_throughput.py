@@ -207,7 +207,9 @@ def llamafactory(data: Path, steps: int, model: Path, packing: bool) -> dict[str
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "DISABLE_VERSION_CHECK": "1", "PYTHONPATH": ""}
     _, peak = run_measured([str(cli), "train", str(out / "train.yaml")], env=env, log=out / "train.log")
     state = json.loads((out / "adapter" / "trainer_state.json").read_text(encoding="utf-8"))
-    runtime = next(entry["train_runtime"] for entry in state["log_history"] if "train_runtime" in entry)
+    # The final entry (the one with train_loss): LLaMA-Factory also puts a running train_runtime
+    # into every logging step's entry.
+    runtime = next(entry["train_runtime"] for entry in reversed(state["log_history"]) if "train_loss" in entry)
     real = state["num_input_tokens_seen"]
     return {
         "real_tokens_per_second": real / runtime,
