@@ -321,36 +321,33 @@ def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool
 
     tuned = Services(config, paths.merged, config.serve.served_model_name, paths.logs, log)
     tuned_identity = {"name": f"{config.name}-merged", "directory": str(paths.merged), "merged_from": str(paths.run)}
+
+    def evaluate_tuned(data: Path, out_dir: Path, *, structured: bool = False, task_name: str = "shop"):
+        """A stage body: evaluate the served tuned model on `data` into `out_dir`."""
+        return lambda: evaluate_endpoint(
+            config,
+            data,
+            tuned.llm().base_url,
+            tuned.served_name,
+            structured=structured,
+            out_dir=out_dir,
+            identity=tuned_identity,
+            log=log,
+            task_name=task_name,
+        )
+
     try:
         runner.run(
             "evaluate the tuned model (free-form)",
             content_hash(eval_hash, merge_hash),
             [paths.eval_tuned / "report.json"],
-            lambda: evaluate_endpoint(
-                config,
-                test_file,
-                tuned.llm().base_url,
-                tuned.served_name,
-                structured=False,
-                out_dir=paths.eval_tuned,
-                identity=tuned_identity,
-                log=log,
-            ),
+            evaluate_tuned(test_file, paths.eval_tuned),
         )
         runner.run(
             "evaluate the tuned model (structured output)",
             content_hash(eval_hash, merge_hash, "guided"),
             [paths.eval_guided / "report.json"],
-            lambda: evaluate_endpoint(
-                config,
-                test_file,
-                tuned.llm().base_url,
-                tuned.served_name,
-                structured=True,
-                out_dir=paths.eval_guided,
-                identity=tuned_identity,
-                log=log,
-            ),
+            evaluate_tuned(test_file, paths.eval_guided, structured=True),
         )
 
         def converse() -> dict[str, Any]:
@@ -376,17 +373,7 @@ def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool
             "attack the tuned model with the prompt-injection suite",
             content_hash(eval_hash, merge_hash, sha256_file(injection)),
             [paths.eval_injection / "report.json"],
-            lambda: evaluate_endpoint(
-                config,
-                injection,
-                tuned.llm().base_url,
-                tuned.served_name,
-                structured=False,
-                out_dir=paths.eval_injection,
-                identity=tuned_identity,
-                log=log,
-                task_name="injection",
-            ),
+            evaluate_tuned(injection, paths.eval_injection, task_name="injection"),
         )
     finally:
         tuned.stop()
