@@ -220,8 +220,18 @@ def llamafactory(data: Path, steps: int, model: Path, packing: bool) -> dict[str
     }
 
 
-def assistant_loss(model: Path, adapter: Path, val: Path) -> float:
-    """Mean loss over the assistant tokens of the held-out chats: one yardstick for every run."""
+def right_padded(batch: list[dict], values: list[list[int]], fill: int) -> Any:
+    """One tensor of `values` (one list per row of `batch`), each padded on the right with `fill`."""
+    import torch
+
+    width = max(len(row["input_ids"]) for row in batch)
+    return torch.tensor([v + [fill] * (width - len(v)) for v in values])
+
+
+def assistant_loss(model: Path, adapter: Path, val: Path, records: int) -> float:
+    """Mean loss over the assistant tokens of the first `records` held-out chats, in fp32: one
+    yardstick for every run. Rows go in length-sorted batches of 8, right-padded and masked, which
+    gives the per-row figure to 1e-7 in a fifth less time (measured: 0.5941942 either way)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -231,12 +241,15 @@ def assistant_loss(model: Path, adapter: Path, val: Path) -> float:
     tokenizer = AutoTokenizer.from_pretrained(model)
     base = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
     scored = PeftModel.from_pretrained(base, str(adapter)).eval()
+    rows = sorted(build_rows(val, tokenizer, 4096).rows[:records], key=lambda row: len(row["input_ids"]))
     total, count = 0.0, 0
     with torch.inference_mode():
-        for row in build_rows(val, tokenizer, 4096).rows:
-            labels = torch.tensor([row["labels"]])
-            logits = scored(input_ids=torch.tensor([row["input_ids"]])).logits[:, :-1].float()
-            targets = labels[:, 1:]
+        for start in range(0, len(rows), 8):
+            batch = rows[start : start + 8]
+            mask = right_padded(batch, [[1] * len(row["input_ids"]) for row in batch], 0)
+            ids = right_padded(batch, [row["input_ids"] for row in batch], 0)
+            logits = scored(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            targets = right_padded(batch, [row["labels"] for row in batch], -100)[:, 1:]
             losses = torch.nn.functional.cross_entropy(
                 logits.transpose(1, 2), targets, ignore_index=-100, reduction="sum"
             )
@@ -264,11 +277,16 @@ def matmul_peak_flops() -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="12 steps instead of 30 (under 10 minutes once set up)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="12 steps instead of 30, loss on 32 held-out chats instead of 64 (under 10 minutes once set up)",
+    )
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--skip-llamafactory", action="store_true", help="only shoptune and the plain baseline")
     args = parser.parse_args()
     steps = args.steps or (12 if args.quick else 30)
+    held_out = VAL_RECORDS // 2 if args.quick else VAL_RECORDS
 
     from shoptune.models.loading import load_causal_lm
 
@@ -289,7 +307,8 @@ def main() -> None:
             runs[name] = llamafactory(data, steps, model, packing)
             print(f"{name}: {runs[name]}", flush=True)
     for run in runs.values():
-        run["assistant_loss_after"] = round(assistant_loss(model, Path(run.pop("adapter")), data / "val.jsonl"), 4)
+        adapter = Path(run.pop("adapter"))
+        run["assistant_loss_after"] = round(assistant_loss(model, adapter, data / "val.jsonl", held_out), 4)
         run["real_tokens_per_second"] = round(run["real_tokens_per_second"], 1)
 
     parameters = sum(p.numel() for p in load_causal_lm(model, dtype="float32").parameters())
@@ -304,7 +323,7 @@ def main() -> None:
         "job": {
             "model": MODEL,
             "train_records": TRAIN_RECORDS,
-            "held_out_records": VAL_RECORDS,
+            "held_out_records": held_out,
             "steps": steps,
             "batch_size": 4,
             "lora": "r=16, alpha=32, all linear projections",
