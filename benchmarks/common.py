@@ -44,7 +44,7 @@ def test_split() -> Path:
 def write_result(name: str, figures: dict[str, Any]) -> Path:
     """benchmarks/results/<name>.json (atomically) and the same as one JSON line on stdout."""
     from shoptune.core.atomic import atomic_write_json
-    from shoptune.core.provenance import provenance
+    from shoptune.core.provenance import git_commit, provenance
 
     record = provenance()
     machine = record["machine"]
@@ -54,7 +54,8 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
         # provenance already reads the CPU model and core count; named as issue 9 asks.
         "machine": {**machine, "cpu_model": machine["processor"], "cores": machine["cpu_count"]},
         "packages": record["packages"],
-        "git": record["git"],
+        # The results files of earlier benchmarks in the same `make bench` do not make the tree dirty.
+        "git": git_commit(ignore=(str(RESULTS.relative_to(ROOT)),)),
         "created_at": record["created_at"],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

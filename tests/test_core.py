@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from shoptune.core.atomic import atomic_directory, atomic_write_json, atomic_write_text
-from shoptune.core.provenance import provenance
+from shoptune.core.provenance import git_commit, provenance
 
 
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
@@ -38,3 +39,21 @@ def test_provenance_names_commit_and_versions() -> None:
     assert set(record) == {"git", "packages", "machine", "created_at"}
     assert "torch" in record["packages"] and "transformers" in record["packages"]
     assert record["machine"]["cpu_count"] >= 1
+
+
+def test_git_commit_dirty_unless_only_ignored_paths_changed(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "bench.json").write_text("{}")
+    (tmp_path / "train.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "first")
+    assert git_commit(repo=tmp_path)["dirty"] is False
+    (tmp_path / "results" / "bench.json").write_text('{"speedup": 2}')
+    assert git_commit(repo=tmp_path)["dirty"] is True
+    assert git_commit(ignore=("results",), repo=tmp_path)["dirty"] is False
+    (tmp_path / "train.py").write_text("x = 2\n")
+    assert git_commit(ignore=("results",), repo=tmp_path)["dirty"] is True

@@ -7,6 +7,7 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+from pathlib import Path
 
 from shoptune.core.paths import REPO_ROOT
 
@@ -28,18 +29,21 @@ TRACKED_PACKAGES = (
 )
 
 
-def git_commit() -> dict[str, str | bool | None]:
-    """The checkout's commit and whether uncommitted changes exist (a dirty tree is not reproducible)."""
+def git_commit(ignore: tuple[str, ...] = (), repo: Path = REPO_ROOT) -> dict[str, str | bool | None]:
+    """The checkout's commit and whether uncommitted changes exist (a dirty tree is not reproducible).
+
+    `ignore`: paths whose changes do not count, such as the results files a benchmark rewrites itself.
+    """
 
     def _git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True)
+            done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10, check=True)
         except (OSError, subprocess.SubprocessError):
             return None
         return done.stdout.strip()
 
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":(exclude){p}" for p in ignore))
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
