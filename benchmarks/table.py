@@ -31,7 +31,12 @@ def _train(r: dict) -> tuple[str, str, str]:
         + f"; peak memory {ours['peak_memory_gib']} vs {runs['plain_trainer_padded_512']['peak_memory_gib']} GiB"
     )
     ratios = f"speedup {r['speedup']} (goal 3); vs LLaMA-Factory {r.get('speedup_vs_llamafactory', '-')} (goal 1.5)"
-    return f"{r['job']['steps']} steps, batch 4, SmolLM2-135M", figures, ratios
+    job = r["job"]
+    return (
+        f"{job['steps']} steps, batch 4, SmolLM2-135M; loss on {job['held_out_records']} held-out chats",
+        figures,
+        ratios,
+    )
 
 
 def _eval(r: dict) -> tuple[str, str, str]:
@@ -66,7 +71,8 @@ def _serve(r: dict) -> tuple[str, str, str]:
         f"speedup {r['speedup']} at c=8 (goal 10); p95 {r['p95_ratio_at_8']}x lower; "
         f"errors {errors['shoptune']} vs {errors['seed']}"
     )
-    return "/v1/chat + /v1/extract, loopback", figures, ratios
+    requests = f"{at(ours, 8)['requests']} vs {at(seed, 8)['requests']}"
+    return f"/v1/chat + /v1/extract, loopback; {requests} requests at c=8", figures, ratios
 
 
 RENDER = {"train_throughput": _train, "eval_throughput": _eval, "serve_load": _serve}
