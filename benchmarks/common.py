@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,17 @@ MODEL = "smollm2-135m-instruct"
 
 def shoptune(*args: str) -> str:
     """The installed CLI, as a user runs it; its stdout."""
-    done = subprocess.run([sys.executable, "-m", "shoptune", *args], cwd=ROOT, capture_output=True, text=True)
+    from shoptune.serve.supervisor import shoptune_argv
+
+    done = subprocess.run(shoptune_argv(*args), cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"shoptune {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
     return done.stdout
+
+
+def set_options(settings: dict[str, Any]) -> list[str]:
+    """`--set key=value` for each config override, as the CLI takes them."""
+    return [part for key, value in settings.items() for part in ("--set", f"{key}={value}")]
 
 
 def model_dir(name: str = MODEL) -> Path:
@@ -44,9 +50,10 @@ def test_split() -> Path:
 def write_result(name: str, figures: dict[str, Any]) -> Path:
     """benchmarks/results/<name>.json (atomically) and the same as one JSON line on stdout."""
     from shoptune.core.atomic import atomic_write_json
-    from shoptune.core.provenance import git_commit, provenance
+    from shoptune.core.provenance import provenance
 
-    record = provenance()
+    # The results files of earlier benchmarks in the same `make bench` do not make the tree dirty.
+    record = provenance(ignore=(str(RESULTS.relative_to(ROOT)),))
     machine = record["machine"]
     payload = {
         "benchmark": name,
@@ -54,8 +61,7 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
         # provenance already reads the CPU model and core count; named as issue 9 asks.
         "machine": {**machine, "cpu_model": machine["processor"], "cores": machine["cpu_count"]},
         "packages": record["packages"],
-        # The results files of earlier benchmarks in the same `make bench` do not make the tree dirty.
-        "git": git_commit(ignore=(str(RESULTS.relative_to(ROOT)),)),
+        "git": record["git"],
         "created_at": record["created_at"],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CONFIG, MODEL, ROOT, WORK, model_dir, percentile, write_result
+from common import CONFIG, MODEL, ROOT, WORK, model_dir, percentile, set_options, write_result
 
 API_KEY = "bench-key"
 CHATS = (
@@ -157,6 +157,7 @@ def main() -> None:
 
     from shoptune.config import load_config
     from shoptune.core.net import free_port
+    from shoptune.serve.supervisor import shoptune_argv
 
     config = load_config(CONFIG)
     directory = model_dir(MODEL)
@@ -165,10 +166,7 @@ def main() -> None:
     vllm_port, app_port, seed_port = free_port(), free_port(), free_port()
     ours = measure(
         "shoptune",
-        [
-            sys.executable,
-            "-m",
-            "shoptune",
+        shoptune_argv(
             "serve",
             "up",
             "--config",
@@ -176,17 +174,16 @@ def main() -> None:
             "--model",
             str(directory),
             "--no-ui",
-            "--set",
-            "serve.compile=true",
-            "--set",
-            f"serve.vllm_port={vllm_port}",
-            "--set",
-            f"serve.app_port={app_port}",
-            "--set",
-            f"serve.sqlite_path={WORK / 'load-sessions.sqlite3'}",
-            "--set",
-            f"serve.log_dir={WORK / 'logs'}",
-        ],
+            *set_options(
+                {
+                    "serve.compile": "true",
+                    "serve.vllm_port": vllm_port,
+                    "serve.app_port": app_port,
+                    "serve.sqlite_path": WORK / "load-sessions.sqlite3",
+                    "serve.log_dir": WORK / "logs",
+                }
+            ),
+        ),
         f"http://127.0.0.1:{app_port}",
         ours_plan,
         tokenizer,

@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CONFIG, MODEL, ROOT, WORK, model_dir, test_split, write_result
+from common import CONFIG, MODEL, ROOT, WORK, model_dir, set_options, test_split, write_result
+
+from shoptune.serve.supervisor import shoptune_argv
 
 TRAIN_RECORDS = 256
 VAL_RECORDS = 64
@@ -87,8 +89,7 @@ def ours(data: Path, steps: int) -> dict[str, Any]:
         "train.per_device_batch_size": 4,
         "train.gradient_accumulation_steps": 1,
     }
-    args = [part for key, value in sets.items() for part in ("--set", f"{key}={value}")]
-    command = [sys.executable, "-m", "shoptune", "train", str(CONFIG), "--data", str(data), "--out", str(out), *args]
+    command = shoptune_argv("train", str(CONFIG), "--data", str(data), "--out", str(out), *set_options(sets))
     _, peak = run_measured(command, log=WORK / "train-shoptune.log")
     final = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["final_metrics"]
     return {
@@ -220,11 +221,11 @@ def llamafactory(data: Path, steps: int, model: Path, packing: bool) -> dict[str
     }
 
 
-def right_padded(batch: list[dict], values: list[list[int]], fill: int) -> Any:
-    """One tensor of `values` (one list per row of `batch`), each padded on the right with `fill`."""
+def right_padded(values: list[list[int]], fill: int) -> Any:
+    """One tensor of `values`, each list padded on the right with `fill` to the longest."""
     import torch
 
-    width = max(len(row["input_ids"]) for row in batch)
+    width = max(len(v) for v in values)
     return torch.tensor([v + [fill] * (width - len(v)) for v in values])
 
 
@@ -246,10 +247,10 @@ def assistant_loss(model: Path, adapter: Path, val: Path, records: int) -> float
     with torch.inference_mode():
         for start in range(0, len(rows), 8):
             batch = rows[start : start + 8]
-            mask = right_padded(batch, [[1] * len(row["input_ids"]) for row in batch], 0)
-            ids = right_padded(batch, [row["input_ids"] for row in batch], 0)
+            mask = right_padded([[1] * len(row["input_ids"]) for row in batch], 0)
+            ids = right_padded([row["input_ids"] for row in batch], 0)
             logits = scored(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-            targets = right_padded(batch, [row["labels"] for row in batch], -100)[:, 1:]
+            targets = right_padded([row["labels"] for row in batch], -100)[:, 1:]
             losses = torch.nn.functional.cross_entropy(
                 logits.transpose(1, 2), targets, ignore_index=-100, reduction="sum"
             )

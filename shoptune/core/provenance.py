@@ -82,6 +82,6 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def provenance() -> dict[str, object]:
-    """Everything above in one record, for a manifest."""
-    return {"git": git_commit(), "packages": package_versions(), "machine": machine(), "created_at": utc_now()}
+def provenance(ignore: tuple[str, ...] = ()) -> dict[str, object]:
+    """Everything above in one record, for a manifest; `ignore` as for `git_commit`."""
+    return {"git": git_commit(ignore), "packages": package_versions(), "machine": machine(), "created_at": utc_now()}
