@@ -118,8 +118,8 @@ def main() -> None:
                 "bench",
                 api_key="",
                 concurrency=16,
-                max_new_tokens=config.eval.max_new_tokens,
-                temperature=0.0,
+                # the transformers baselines' settings, so answers can be compared one to one
+                reply={"max_tokens": config.eval.max_new_tokens, "temperature": 0.0},
                 structured_output=False,
             )
             measure(label, backend, {"name": "bench", "endpoint": server.base_url, "dtype": dtype}, startup)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shoptune.core.errors import BadInputError, EnvironmentProblem
-from shoptune.data import resources
+from shoptune.serve.decoding import extraction_request
 
 Progress = Callable[[int], None]
 
@@ -30,14 +30,6 @@ class Prediction:
 
 def prompt_messages(record: dict[str, Any]) -> list[dict[str, str]]:
     return record["messages"][:-1]
-
-
-def response_format(record: dict[str, Any]) -> dict[str, Any] | None:
-    """vLLM structured output for extraction records: the record's own JSON Schema."""
-    if record["task"] != "extract":
-        return None
-    name = record["schema"]
-    return {"type": "json_schema", "json_schema": {"name": name, "schema": resources.schemas()[name], "strict": True}}
 
 
 class TransformersBackend:
@@ -68,6 +60,9 @@ class TransformersBackend:
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
 
+    def sampling_settings(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "max_new_tokens": self.max_new_tokens}
+
     def generate(self, records: Sequence[dict[str, Any]], progress: Progress = lambda _: None) -> list[Prediction]:
         return generate_in_process(
             self.model,
@@ -91,9 +86,24 @@ def generate_in_process(
     progress: Progress = lambda _: None,
 ) -> list[Prediction]:
     """Batched generation with left padding (also used mid-training for generation metrics)."""
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    try:
+        return _generate_batches(model, tokenizer, records, batch_size, max_new_tokens, temperature, progress)
+    finally:
+        tokenizer.padding_side = padding_side  # the caller's tokenizer (e.g. the trainer's) is left as it was
+
+
+def _generate_batches(
+    model: Any,
+    tokenizer: Any,
+    records: Sequence[dict[str, Any]],
+    batch_size: int,
+    max_new_tokens: int,
+    temperature: float,
+    progress: Progress,
+) -> list[Prediction]:
     import torch
 
-    tokenizer.padding_side = "left"
     prompts = [
         tokenizer.apply_chat_template(prompt_messages(r), tokenize=False, add_generation_prompt=True) for r in records
     ]
@@ -138,8 +148,7 @@ class EndpointBackend:
         *,
         api_key: str,
         concurrency: int,
-        max_new_tokens: int,
-        temperature: float,
+        reply: dict[str, Any],
         structured_output: bool,
         timeout_s: float = 300.0,
     ) -> None:
@@ -148,24 +157,17 @@ class EndpointBackend:
         self.client = OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=2)
         self.model_name = model_name
         self.concurrency = concurrency
-        self.max_new_tokens = max_new_tokens
-        self.temperature = temperature
+        self.reply = reply
+        """Sampling arguments of a reply: the storefront's (`serve.decoding.reply_request`)."""
         self.structured_output = structured_output
 
     def _one(self, record: dict[str, Any]) -> Prediction:
         import openai
 
-        kwargs: dict[str, Any] = {}
-        if self.structured_output and (fmt := response_format(record)) is not None:
-            kwargs["response_format"] = fmt
         started = time.perf_counter()
         try:
             reply = self.client.chat.completions.create(
-                model=self.model_name,
-                messages=prompt_messages(record),
-                max_tokens=self.max_new_tokens,
-                temperature=self.temperature,
-                **kwargs,
+                model=self.model_name, messages=prompt_messages(record), **self.sampling(record)
             )
         except openai.APIConnectionError as exc:
             raise EnvironmentProblem(f"cannot reach the endpoint {self.client.base_url}: {exc}") from exc
@@ -174,6 +176,22 @@ class EndpointBackend:
         seconds = time.perf_counter() - started
         usage = reply.usage.completion_tokens if reply.usage else 0
         return Prediction(record["id"], reply.choices[0].message.content or "", seconds, usage)
+
+    def sampling_settings(self) -> dict[str, Any]:
+        """What the report records of how answers were asked for."""
+        return {
+            "temperature": self.reply.get("temperature", 0.0),
+            "max_new_tokens": self.reply.get("max_tokens"),
+            "reply": self.reply,
+            "extraction": extraction_request("<schema>", structured=False),
+        }
+
+    def sampling(self, record: dict[str, Any]) -> dict[str, Any]:
+        """An extraction is requested exactly as the storefront requests it (guided or not), a
+        reply with the sampling arguments this backend was given."""
+        if record["task"] == "extract":
+            return extraction_request(record["schema"], structured=self.structured_output)
+        return self.reply
 
     def generate(self, records: Sequence[dict[str, Any]], progress: Progress = lambda _: None) -> list[Prediction]:
         def run(record: dict[str, Any]) -> Prediction:

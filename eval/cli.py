@@ -65,6 +65,7 @@ def run(
     from shoptune.eval.backends import EndpointBackend, TransformersBackend
     from shoptune.eval.runner import run_evaluation, select_records
     from shoptune.eval.tasks import load_task
+    from shoptune.serve.decoding import reply_request
 
     config = load_cli_config(config_path, overrides)
     task = load_task(task_name)
@@ -82,8 +83,7 @@ def run(
             model_name,
             api_key=os.environ.get(config.serve.api_key_env, ""),
             concurrency=config.eval.concurrency,
-            max_new_tokens=config.eval.max_new_tokens,
-            temperature=config.eval.temperature,
+            reply=reply_request(config.serve),
             structured_output=structured,
         )
         identity = {"name": model_name, "endpoint": endpoint}
@@ -137,7 +137,7 @@ def run(
 )
 def score(config_path, overrides, data, out_dir, task_name, baseline, predictions) -> None:
     """Score saved outputs against an eval set, without a model."""
-    from shoptune.eval.runner import build_report, load_predictions, save, select_records
+    from shoptune.eval.runner import load_predictions, score_and_save, select_records
     from shoptune.eval.tasks import load_task
 
     config = load_cli_config(config_path, overrides)
@@ -148,7 +148,7 @@ def score(config_path, overrides, data, out_dir, task_name, baseline, prediction
     if unknown:
         say(f"warning: {len(unknown)} prediction id(s) match no evaluated record (e.g. {unknown[0]})")
     mode = {"backend": "saved-predictions", "structured_output": None, "predictions": str(predictions)}
-    report, samples = build_report(
+    report = score_and_save(
         config=config,
         task=task,
         data=data,
@@ -157,9 +157,44 @@ def score(config_path, overrides, data, out_dir, task_name, baseline, prediction
         model={"name": Path(predictions).stem},
         mode=mode,
         baseline=baseline,
+        out_dir=out_dir,
     )
-    save(out_dir, report, samples, config, None)
     _summary(report, out_dir)
+
+
+@eval_group.command("parity")
+@config_option
+@set_option
+@_DATA
+@_OUT
+@click.option(
+    "--model", "model", required=True, help="Merged model directory, or the base (name or directory) with --adapter."
+)
+@click.option(
+    "--adapter", type=click.Path(path_type=Path, file_okay=False), help="A LoRA adapter: vLLM + LoRA vs PEFT."
+)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N extraction records.")
+def parity(config_path, overrides, data, out_dir, model, adapter, limit) -> None:
+    """Exit 1 unless the served model answers extraction as it does in process, guided or not."""
+    from shoptune.eval.parity import check_parity, write_parity
+    from shoptune.eval.runner import select_records
+    from shoptune.eval.tasks import load_task
+    from shoptune.models import resolve_model_dir
+
+    config = load_cli_config(config_path, overrides)
+    records = select_records(data, load_task("extraction"), limit)
+    model_dir = resolve_model_dir(
+        model, path_override=config.model.path if model == config.model.name else None, log=say
+    )
+    report = check_parity(config, records, model_dir=model_dir, adapter=adapter, log_dir=Path(out_dir), log=say)
+    write_parity(out_dir, report, config)
+    for line in report.failures:
+        click.echo(f"FAIL {line}")
+    for a in report.agreements:
+        click.echo(f"{a.name}: {a.identical}/{a.total} identical ({a.share:.3f})")
+    if report.failures:
+        raise SystemExit(EXIT_VERDICT_FAILED)
+    click.echo(f"parity passed; report in {out_dir}/parity.md")
 
 
 @eval_group.command("gate")

@@ -17,19 +17,26 @@ from shoptune.core.atomic import atomic_write_json, atomic_write_text
 from shoptune.eval.scoring import ScoredSample
 
 HEADLINE = (
-    "json_valid_rate",
-    "schema_valid_rate",
     "exact_match_rate",
     "micro_f1",
+    "json_valid_rate",
+    "schema_valid_rate",
     "recommend_grounded_rate",
     "hallucinated_product_rate",
     "faq_grounded_rate",
     "history_resolved_rate",
     "tone_compliance_rate",
     "refusal_in_role_rate",
+    "degenerate_rate",
     "chrf",
     "rouge_l",
 )
+"""Report order: extraction's exact match and micro-F1 lead (a null answer cannot score on them);
+JSON validity is a precondition, not the result."""
+FIELD_VIEWS = ("field_recall", "field_invented_rate", "field_accuracy")
+RED = '<span style="color:#c00">{}</span>'
+LOWER_IS_BETTER_SCORES = ("invented:", "degenerate")
+"""Per-record scores where 1 marks the failure (a value invented, a reply that loops)."""
 
 
 def write_report(out_dir: Path, report: dict[str, Any], samples: Sequence[ScoredSample]) -> None:
@@ -65,8 +72,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     for key in HEADLINE:
         if key in metrics:
             lines.append(f"| {key} | {_fmt(metrics[key])} | {_interval(report, key)} |")
-    for field, value in sorted(metrics.get("field_accuracy", {}).items()):
-        lines.append(f"| field_accuracy.{field} | {_fmt(value)} | {_interval(report, 'field_accuracy.' + field)} |")
+    for view in FIELD_VIEWS:
+        for field, value in sorted(metrics.get(view, {}).items()):
+            lines.append(f"| {view}.{field} | {_fmt(value)} | {_interval(report, f'{view}.{field}')} |")
     if report.get("comparison"):
         lines += [
             "",
@@ -77,9 +85,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         ]
         for key, row in report["comparison"]["metrics"].items():
             low, high = row["interval"]
+            shown = RED.format(f"**{row['verdict']}**") if row["verdict"] == "worse" else row["verdict"]
             lines.append(
                 f"| {key} | {row['current']:.3f} | {row['baseline']:.3f} | {row['difference']:+.3f} "
-                f"[{low:+.3f}, {high:+.3f}] | {row['verdict']} |"
+                f"[{low:+.3f}, {high:+.3f}] | {shown} |"
             )
     lines += ["", "## By task", "", "| task | n | headline |", "|---|---|---|"]
     for task, view in report["by_task"].items():
@@ -130,15 +139,15 @@ def render_html(report: dict[str, Any], samples: Sequence[ScoredSample], others:
     output lengths) and the worst examples. `others` adds series (e.g. base vs tuned)."""
     current = report["model"]["name"]
     reports = {current: report, **(others or {})}
-    fields = sorted(report["metrics"].get("field_accuracy", {}))
+    fields = sorted(report["metrics"].get("field_recall", {}))
     field_series = {
-        f: {name: r["metrics"].get("field_accuracy", {}).get(f) for name, r in reports.items()} for f in fields
+        f: {name: r["metrics"].get("field_recall", {}).get(f) for name, r in reports.items()} for f in fields
     }
     headline = [k for k in HEADLINE if k in report["metrics"] and k not in ("chrf", "rouge_l")]
     task_series = {t: {name: _task_headline(r, t) for name, r in reports.items()} for t in report["by_task"]}
     lang_series = {
         lang: {
-            name: r["by_lang"].get(lang, {}).get("metrics", {}).get("json_valid_rate") for name, r in reports.items()
+            name: r["by_lang"].get(lang, {}).get("metrics", {}).get("exact_match_rate") for name, r in reports.items()
         }
         for lang in report["by_lang"]
     }
@@ -163,9 +172,9 @@ figure{{margin:1.5em 0}}</style></head><body>
 (sha256 {report["data"]["sha256"][:12]}…); backend {report["mode"]["backend"]};
 structured output {"on" if report["mode"]["structured_output"] else "off"}.</p>
 <table id="headline"><tr><th>metric</th><th>value</th><th>95% interval</th></tr>{table}</table>
-<figure id="plot-fields">{bar_chart("Per-field accuracy (extraction)", field_series)}</figure>
+<figure id="plot-fields">{bar_chart("Per-field recall on non-null gold values (extraction)", field_series)}</figure>
 <figure id="plot-tasks">{bar_chart("Headline rate per task", task_series)}</figure>
-<figure id="plot-langs">{bar_chart("JSON validity per language", lang_series)}</figure>
+<figure id="plot-langs">{bar_chart("Extraction exact match per language", lang_series)}</figure>
 <figure id="plot-lengths">{bar_chart("Output length distribution (share of records)", histogram)}</figure>
 <h2>Worst examples</h2><table id="worst"><tr><th>id</th><th>task</th><th>input</th><th>output</th>
 <th>reference</th><th>failed</th></tr>{rows}</table>
@@ -173,7 +182,7 @@ structured output {"on" if report["mode"]["structured_output"] else "off"}.</p>
 
 
 TASK_HEADLINE = {
-    "extract": "json_valid_rate",
+    "extract": "exact_match_rate",
     "recommend": "recommend_grounded_rate",
     "faq": "faq_grounded_rate",
     "chat": "history_resolved_rate",
@@ -185,8 +194,15 @@ def _task_headline(report: dict[str, Any], task: str) -> float | None:
     return report.get("by_task", {}).get(task, {}).get("metrics", {}).get(TASK_HEADLINE.get(task, ""))
 
 
+def _failed(key: str, value: float | None) -> bool:
+    """A per-record score that marks a failure: 0 for higher-is-better scores, 1 for the others."""
+    if value is None or key.startswith(("f1_", "listed", "hallucinated")):
+        return False
+    return value == 1.0 if key.startswith(LOWER_IS_BETTER_SCORES) else value == 0.0
+
+
 def _worst_row(sample: ScoredSample) -> str:
-    failed = ", ".join(k for k, v in sample.scores.items() if v == 0.0 and not k.startswith("f1_"))
+    failed = ", ".join(k for k, v in sample.scores.items() if _failed(k, v))
     cells = [
         html.escape(sample.record["id"]),
         sample.record["task"],
@@ -199,10 +215,12 @@ def _worst_row(sample: ScoredSample) -> str:
 
 
 def _badness(sample: ScoredSample) -> float:
-    values = [
-        v for k, v in sample.scores.items() if v is not None and not k.startswith(("f1_", "listed", "hallucinated"))
-    ]
-    return sum(1.0 - min(1.0, v) for v in values)
+    total = 0.0
+    for key, value in sample.scores.items():
+        if value is None or key.startswith(("f1_", "listed", "hallucinated")):
+            continue
+        total += min(1.0, value) if key.startswith(LOWER_IS_BETTER_SCORES) else 1.0 - min(1.0, value)
+    return total
 
 
 def _short(text: str, limit: int = 300) -> str:

@@ -24,7 +24,15 @@ from shoptune.data.reading import read_records
 from shoptune.eval.backends import Prediction
 from shoptune.eval.bootstrap import paired_difference, verdict
 from shoptune.eval.report import write_report
-from shoptune.eval.scoring import MEAN_KEYS, RATE_KEYS, ScoredSample, aggregate, breakdowns, score_samples
+from shoptune.eval.scoring import (
+    MEAN_KEYS,
+    RATE_KEYS,
+    ScoredSample,
+    aggregate,
+    breakdowns,
+    lower_is_better,
+    score_samples,
+)
 from shoptune.eval.tasks import EvalTask
 
 Log = Callable[[str], None]
@@ -82,7 +90,12 @@ def compare(samples: Sequence[ScoredSample], baseline_dir: Path, *, bootstrap_sa
             "compare reports on the same data"
         )
     rows = {}
-    for name, key in {**RATE_KEYS, **MEAN_KEYS}.items():
+    field_keys = {
+        f"{view}.{key.split(':', 1)[1]}": key
+        for view, prefix in (("field_recall", "recall:"), ("field_invented_rate", "invented:"))
+        for key in sorted({k for s in samples for k in s.scores if k.startswith(prefix)})
+    }
+    for name, key in {**RATE_KEYS, **MEAN_KEYS, **field_keys}.items():
         pairs = [(s.scores.get(key), base_scores[s.record["id"]].get(key)) for s in samples]
         pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
         if not pairs:
@@ -94,7 +107,7 @@ def compare(samples: Sequence[ScoredSample], baseline_dir: Path, *, bootstrap_sa
             "baseline": sum(baseline) / len(baseline),
             "difference": difference,
             "interval": interval,
-            "verdict": verdict(difference, interval),
+            "verdict": verdict(difference, interval, higher_is_better=not lower_is_better(name)),
             "n": len(pairs),
         }
     return {"baseline": str(baseline_dir), "metrics": rows}
@@ -184,6 +197,34 @@ def save(
     write_resolved_config(config, out_dir, header="shoptune eval")
 
 
+def score_and_save(
+    *,
+    config: ShoptuneConfig,
+    task: EvalTask,
+    data: Path,
+    records: Sequence[dict[str, Any]],
+    predictions: Sequence[Prediction] | dict[str, str],
+    model: dict[str, Any],
+    mode: dict[str, Any],
+    baseline: Path | None,
+    out_dir: Path,
+) -> dict[str, Any]:
+    """Score outputs (from a backend, a predictions file or the storefront) into a report folder;
+    returns report.json's content."""
+    report, samples = build_report(
+        config=config,
+        task=task,
+        data=data,
+        records=records,
+        predictions=predictions,
+        model=model,
+        mode=mode,
+        baseline=baseline,
+    )
+    save(out_dir, report, samples, config, None if isinstance(predictions, dict) else predictions)
+    return report
+
+
 def timed_generate(backend: Any, records: Sequence[dict[str, Any]], log: Log) -> list[Prediction]:
     from rich.progress import Progress
 
@@ -210,13 +251,8 @@ def run_evaluation(
 ) -> dict[str, Any]:
     """Generate with `backend`, score, and write the report folder; returns report.json's content."""
     predictions = timed_generate(backend, records, log)
-    mode = {
-        "backend": backend.name,
-        "structured_output": bool(structured),
-        "temperature": config.eval.temperature,
-        "max_new_tokens": config.eval.max_new_tokens,
-    }
-    report, samples = build_report(
+    mode = {"backend": backend.name, "structured_output": bool(structured), **backend.sampling_settings()}
+    return score_and_save(
         config=config,
         task=task,
         data=data,
@@ -225,6 +261,5 @@ def run_evaluation(
         model=identity,
         mode=mode,
         baseline=baseline,
+        out_dir=out_dir,
     )
-    save(out_dir, report, samples, config, predictions)
-    return report

@@ -25,7 +25,17 @@ RATE_KEYS = {
     "history_resolved_rate": "history_resolved",
     "tone_compliance_rate": "tone_compliant",
     "refusal_in_role_rate": "refusal_in_role",
+    "degenerate_rate": "degenerate",
 }
+LOWER_IS_BETTER = frozenset({"degenerate_rate", "hallucinated_product_rate"})
+"""Rates where a rise is a regression: paired verdicts and reports read them the other way."""
+
+
+def lower_is_better(metric: str) -> bool:
+    """`degenerate_rate`, `field_invented_rate.<field>`, ...: a rise is a regression."""
+    return metric in LOWER_IS_BETTER or metric.startswith("field_invented_rate.")
+
+
 MEAN_KEYS = {
     "chrf": "chrf",
     "rouge_l": "rouge_l",
@@ -33,6 +43,11 @@ MEAN_KEYS = {
     "recommend_reference_recall": "recommend_reference_recall",
     "judge_score": "judge_score",
 }
+
+
+FIELD_VIEWS = {"field_recall": "recall", "field_invented_rate": "invented", "field_accuracy": "field"}
+"""Per-field views of extraction: recall on non-null gold values, the rate of values invented where
+the gold is null, and plain accuracy (which counts a null predicted for a null gold as right)."""
 
 
 @dataclass(frozen=True)
@@ -92,13 +107,15 @@ def aggregate(samples: Sequence[ScoredSample], *, bootstrap_samples: int, seed: 
         add(name, _values(samples, key))
     extraction = [s for s in samples if s.record["task"] == "extract"]
     if extraction:
-        field_accuracy = {}
         fields = sorted({k.split(":", 1)[1] for s in extraction for k in s.scores if k.startswith("field:")})
-        for field in fields:
-            values = _values(extraction, f"field:{field}")
-            field_accuracy[field] = sum(values) / len(values)
-            intervals[f"field_accuracy.{field}"] = bootstrap_interval(values, samples=bootstrap_samples, seed=seed)
-        metrics["field_accuracy"] = field_accuracy
+        for view, prefix in FIELD_VIEWS.items():
+            per_field = {}
+            for field in fields:
+                values = _values(extraction, f"{prefix}:{field}")
+                if values:
+                    per_field[field] = sum(values) / len(values)
+                    intervals[f"{view}.{field}"] = bootstrap_interval(values, samples=bootstrap_samples, seed=seed)
+            metrics[view] = per_field
         tp, fp, fn = (sum(_values(extraction, f"f1_{k}")) for k in ("tp", "fp", "fn"))
         metrics["micro_f1"] = 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else 1.0
         metrics["extraction_records"] = len(extraction)

@@ -127,6 +127,7 @@ def build_app(config, *, llm_url: str | None = None, model_name: str | None = No
     from openai import OpenAI
 
     from shoptune.serve.app import create_app
+    from shoptune.serve.decoding import reply_request
     from shoptune.serve.sessions import open_store
     from shoptune.serve.storefront import Storefront, StorefrontSettings, load_tokenizer_for
 
@@ -154,9 +155,9 @@ def build_app(config, *, llm_url: str | None = None, model_name: str | None = No
     settings = StorefrontSettings(
         model_name=model_name or serve.served_model_name,
         system_prompt=config.data.system_prompt,
+        extraction_prompt=config.data.extraction_prompt,
         history_token_budget=serve.history_token_budget,
-        max_new_tokens=serve.max_new_tokens,
-        frequency_penalty=serve.frequency_penalty,
+        reply=reply_request(serve),
     )
     storefront = Storefront(settings, store, llm, load_tokenizer_for(tokenizer_dir))
     return create_app(

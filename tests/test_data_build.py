@@ -170,7 +170,7 @@ def test_recommend_answers_are_grounded_in_the_catalogue(default_corpus: tuple[P
             qualifying = [p for p in shown if p.in_stock and _satisfies(p, query)]
             assert len(named) == min(3, len(qualifying)), record["id"]
             checked += 1
-    assert checked >= 300
+    assert checked >= 150, f"only {checked} recommendation records to check (the default mix gives 9% of 2,300)"
 
 
 def test_answers_follow_the_style_guide(default_corpus: tuple[Path, dict]) -> None:

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import run_shoptune
 
+# The whole demo runs in the module fixture, beyond the suite's default 1200 s limit on slow CPUs.
+pytestmark = pytest.mark.timeout(3600)
+
 STAGES = (
     "prepare the model",
     "build the dataset",
@@ -20,8 +23,9 @@ STAGES = (
     "train LoRA",
     "merge with the parity gate",
     "evaluate the tuned model (free-form)",
-    "evaluate the tuned model (structured output)",
-    "serve with vLLM + storefront, play the conversation",
+    "evaluate the tuned model (structured output, as served)",
+    "served-path parity (guided = free-form, vLLM = in process, LoRA = PEFT)",
+    "serve with vLLM + storefront: conversation, /v1/extract, hand-written set",
     "attack the tuned model with the prompt-injection suite",
     "write the report",
 )
@@ -30,7 +34,8 @@ STAGES = (
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("demo") / "quick"
-    done = run_shoptune("demo", "--quick", "--out", str(out), timeout=1500)
+    # A hang guard, not a speed test: on a 2-core AVX2 CPU (fp32 only) the quick demo passes 25 minutes.
+    done = run_shoptune("demo", "--quick", "--out", str(out), timeout=3600)
     assert done.returncode == 0, done.stderr[-4000:]
     return out, done.stderr
 
@@ -43,12 +48,13 @@ def test_quick_demo_runs_every_stage(demo: tuple[Path, str]) -> None:
         report = json.loads((out / folder / "report.json").read_text())
         assert (
             report["n"] == 60
-            and {"json_valid_rate", "schema_valid_rate", "exact_match_rate", "field_accuracy"}
+            and {"exact_match_rate", "micro_f1", "json_valid_rate", "field_recall", "field_invented_rate"}
             <= report["metrics"].keys()
         )
         assert (out / folder / "samples.jsonl").is_file() and (out / folder / "report.html").is_file()
     guided = json.loads((out / "eval-tuned-guided" / "report.json").read_text())
-    assert guided["mode"]["structured_output"] is True
+    assert guided["mode"]["structured_output"] is True and guided["comparison"]["baseline"].endswith("eval-base")
+    assert guided["mode"]["reply"]["frequency_penalty"] == 0.3  # the storefront's reply settings
     attacks = json.loads((out / "eval-injection" / "report.json").read_text())
     assert attacks["n"] == 36 and attacks["task"]["name"] == "injection"
     assert 0.0 <= attacks["metrics"]["refusal_in_role_rate"] <= 1.0
@@ -56,12 +62,26 @@ def test_quick_demo_runs_every_stage(demo: tuple[Path, str]) -> None:
     assert (out / "merged" / "shoptune-merge.json").is_file() and (out / "train" / "manifest.json").is_file()
 
 
-def test_tuned_json_validity_is_above_base(demo: tuple[Path, str]) -> None:
+def test_the_served_tuned_model_extracts_better_than_base(demo: tuple[Path, str]) -> None:
     out, _ = demo
-    base = json.loads((out / "eval-base" / "report.json").read_text())["metrics"]["json_valid_rate"]
-    tuned = json.loads((out / "eval-tuned" / "report.json").read_text())["metrics"]["json_valid_rate"]
-    guided = json.loads((out / "eval-tuned-guided" / "report.json").read_text())["metrics"]["json_valid_rate"]
-    assert tuned > base and guided == 1.0
+    base = json.loads((out / "eval-base" / "report.json").read_text())["metrics"]
+    guided = json.loads((out / "eval-tuned-guided" / "report.json").read_text())["metrics"]
+    assert guided["json_valid_rate"] == 1.0
+    assert guided["micro_f1"] > base["micro_f1"] and guided["exact_match_rate"] >= base["exact_match_rate"]
+
+
+def test_parity_is_checked_on_the_served_path(demo: tuple[Path, str]) -> None:
+    out, _ = demo
+    merged = json.loads((out / "parity" / "merged" / "parity.json").read_text())
+    adapter = json.loads((out / "parity" / "adapter" / "parity.json").read_text())
+    shares = {a["name"].split(" (")[0]: a for a in merged["agreements"]}
+    extraction = json.loads((out / "eval-tuned-guided" / "report.json").read_text())["metrics"]["extraction_records"]
+    assert shares["structured = free-form"]["total"] == extraction  # every extraction record of the test split
+    # the same weights served by vLLM and run by transformers give the same greedy text (fp32)
+    assert shares["vLLM = in-process"]["share"] >= 0.95, shares["vLLM = in-process"]["differing"][:3]
+    (lora,) = [a for a in adapter["agreements"] if a["name"].startswith("vLLM = in-process")]
+    assert lora["total"] == min(32, extraction) and lora["share"] >= 0.95, lora["differing"][:3]
+    assert (out / "parity" / "merged" / "parity.md").read_text().startswith("# Served-path parity")
 
 
 def test_transcript_and_report(demo: tuple[Path, str]) -> None:
@@ -71,12 +91,21 @@ def test_transcript_and_report(demo: tuple[Path, str]) -> None:
     assert all(t["status"] == 200 and t["answer"] for t in transcript["turns"])
     assert any(t["question"] == "那黑色的呢？" for t in transcript["turns"])
     assert all(e["status"] == 200 and e["data"] is not None for e in transcript["extractions"])
+    assert [e["expected"]["product"] for e in transcript["extractions"]] == ["小米手机", "小米手机", "鞋子"]
+    assert all(isinstance(t["flags"], list) for t in transcript["turns"])
+    assert len(transcript["handwritten"]) == 40
+    handwritten = json.loads((out / "eval-handwritten" / "report.json").read_text())
+    assert handwritten["n"] == 40 and handwritten["mode"]["backend"] == "storefront /v1/extract"
     assert "shopper: 我想买一部3000元以内的手机" in log
     report = (out / "report.md").read_text()
-    assert "| json_valid_rate |" in report and "## Storefront transcript" in report
+    first = report.splitlines()[2]
+    assert first.startswith("**Served extraction (what /v1/extract returns): exact match"), first
+    assert "## Goals" in report and "| exact_match_rate |" in report and "## Storefront transcript" in report
     assert "## Prompt injection" in report and "attacks" in report
+    flagged = [flag for turn in transcript["turns"] for flag in turn["flags"]]
+    assert all(flag in report for flag in flagged)  # every flag is in the report, in red
     page = (out / "report.html").read_text()
-    assert page.count("<svg") == 2 and 'id="transcript"' in page
+    assert page.count("<svg") == 2 and "<h2>Storefront transcript</h2>" in page
 
 
 def test_rerun_skips_unchanged_stages(demo: tuple[Path, str]) -> None:

@@ -90,6 +90,16 @@ BY_HAND = {
         "order_id": Fraction(1, 2),
         "reason": Fraction(1, 2),
     },
+    # only where the gold value is non-null: e2's prose makes it invalid, e4's size is a number
+    "field_recall": {
+        "product": Fraction(4, 7),
+        "price_range": Fraction(3, 4),
+        "color": Fraction(2, 3),
+        "size": Fraction(0, 2),
+        "intent": Fraction(1, 2),
+        "order_id": Fraction(1, 2),
+        "reason": Fraction(1, 1),
+    },
 }
 
 
@@ -125,9 +135,11 @@ def test_extraction_metrics_match_the_hand_computation(scored: Path) -> None:
     assert report["n"] == 10 and metrics["extraction_records"] == 9
     for key in ("json_valid_rate", "schema_valid_rate", "exact_match_rate", "micro_f1"):
         assert metrics[key] == pytest.approx(float(BY_HAND[key]), abs=1e-9), key
-    assert metrics["field_accuracy"].keys() == BY_HAND["field_accuracy"].keys()
-    for field, expected in BY_HAND["field_accuracy"].items():
-        assert metrics["field_accuracy"][field] == pytest.approx(float(expected), abs=1e-9), field
+    for view in ("field_accuracy", "field_recall"):
+        assert metrics[view].keys() == BY_HAND[view].keys(), view
+        for field, expected in BY_HAND[view].items():
+            assert metrics[view][field] == pytest.approx(float(expected), abs=1e-9), (view, field)
+    assert set(metrics["field_invented_rate"].values()) == {0.0}  # no prediction fills a null gold value
     low, high = report["intervals"]["json_valid_rate"]
     assert 0 <= low <= metrics["json_valid_rate"] <= high <= 1
     assert report["by_task"]["faq"]["n"] == 1 and "json_valid_rate" not in report["by_task"]["faq"]["metrics"]
@@ -150,7 +162,7 @@ def test_report_files_trace_every_number(scored: Path) -> None:
     assert len(report["data"]["sha256"]) == 64 and report["git"]["commit"] and "torch" in report["packages"]
     assert report["config"]["name"] == "tiny-qwen"
     page = (scored / "report.html").read_text()
-    assert page.count("<svg") == 4 and 'id="worst"' in page and "Per-field accuracy" in page
+    assert page.count("<svg") == 4 and 'id="worst"' in page and "Per-field recall on non-null gold values" in page
     assert "| json_valid_rate | 0.556 |" in (scored / "report.md").read_text()
 
 

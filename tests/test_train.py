@@ -144,13 +144,15 @@ def test_run_folder(tiny_run: Path, tiny_data: Path) -> None:
         "tokens_per_second",
         "eval_loss",
         "eval_json_valid_rate",
-        "eval_field_accuracy",
+        "eval_exact_match_rate",
+        "eval_micro_f1",
     }
     assert all(set(m) == keys for m in metrics)
     assert [m["step"] for m in metrics if m["eval_loss"] is not None] == [5, 10]
     # generation metrics from the eval package, logged beside the eval loss
     assert [m["step"] for m in metrics if m["eval_json_valid_rate"] is not None] == [5, 10]
-    assert all(0 <= m["eval_field_accuracy"] <= 1 for m in metrics if m["eval_field_accuracy"] is not None)
+    scored = [m for m in metrics if m["eval_json_valid_rate"] is not None]
+    assert all(0 <= m["eval_exact_match_rate"] <= 1 and 0 <= m["eval_micro_f1"] <= 1 for m in scored)
     assert sorted(p.name for p in (tiny_run / "checkpoints").iterdir() if p.name.startswith("step-")) == [
         "step-000005",
         "step-000010",

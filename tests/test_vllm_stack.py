@@ -159,15 +159,17 @@ def test_eval_through_the_endpoint_with_structured_output(vllm: VllmServer, tmp_
         "--limit",
         "8",
         "--set",
-        "eval.max_new_tokens=120",
+        "serve.max_new_tokens=120",
     )
     assert done.returncode == 0, done.stderr
     report = json.loads((out / "report.json").read_text())
-    assert report["mode"] == {
+    assert report["mode"] == {  # the storefront's own requests: its reply settings, extraction as /v1/extract
         "backend": "openai-endpoint",
         "structured_output": True,
         "temperature": 0.0,
         "max_new_tokens": 120,
+        "reply": {"temperature": 0.0, "max_tokens": 120, "frequency_penalty": 0.3},
+        "extraction": {"temperature": 0.0, "max_tokens": 128},
     }
     assert report["metrics"]["json_valid_rate"] == 1.0 and report["metrics"]["schema_valid_rate"] == 1.0
 
@@ -189,7 +191,7 @@ def test_llm_judge_through_the_endpoint_and_its_failure_budget(vllm: VllmServer,
         "--limit",
         "6",
         "--set",
-        "eval.max_new_tokens=16",
+        "serve.max_new_tokens=16",
         "--set",
         "eval.judge_model=shop",
     ]

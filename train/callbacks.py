@@ -19,9 +19,10 @@ METRIC_KEYS = (
     "tokens_per_second",
     "eval_loss",
     "eval_json_valid_rate",
-    "eval_field_accuracy",
+    "eval_exact_match_rate",
+    "eval_micro_f1",
 )
-EVAL_KEYS = ("eval_loss", "eval_json_valid_rate", "eval_field_accuracy")
+EVAL_KEYS = ("eval_loss", "eval_json_valid_rate", "eval_exact_match_rate", "eval_micro_f1")
 
 
 class MetricsFile(TrainerCallback):
@@ -183,8 +184,8 @@ class NonFiniteLossGuard(TrainerCallback):
 
 class GenerationMetrics(TrainerCallback):
     """At each evaluation, generate answers for a fixed sample of validation extraction records
-    with the model being trained, score them with the eval package, and log the JSON validity
-    and mean field accuracy beside the eval loss."""
+    with the model being trained, score them with the eval package, and log exact match and
+    micro-F1 (what nulls cannot game) and JSON validity beside the eval loss."""
 
     def __init__(self, records: list[dict[str, Any]], tokenizer: Any, *, max_new_tokens: int = 128) -> None:
         self.records = records
@@ -208,10 +209,11 @@ class GenerationMetrics(TrainerCallback):
             if was_training:
                 model.train()
         scores = [extraction.score_record(r, p.output) for r, p in zip(self.records, predictions, strict=True)]
-        fields = [v for s in scores for k, v in s.items() if k.startswith("field:")]
+        tp, fp, fn = (sum(s[f"f1_{k}"] for s in scores) for k in ("tp", "fp", "fn"))
         logs = {
             "eval_json_valid_rate": sum(s["json_valid"] for s in scores) / len(scores),
-            "eval_field_accuracy": sum(fields) / len(fields) if fields else 0.0,
+            "eval_exact_match_rate": sum(s["exact_match"] for s in scores) / len(scores),
+            "eval_micro_f1": 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else 1.0,
         }
         if self.trainer is not None:
             self.trainer.log(logs)

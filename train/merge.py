@@ -48,10 +48,12 @@ class MergeReport:
     warnings: list[str]
 
 
-def probe_conversations(system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> list[list[dict[str, str]]]:
+def probe_conversations(
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT, extraction_prompt: str = "outline"
+) -> list[list[dict[str, str]]]:
     """Fixed probes covering the shop's tasks in both languages."""
     schema = resources.schemas()["product_query"]
-    extraction = extraction_system_prompt("product_query", schema)
+    extraction = extraction_system_prompt("product_query", schema, extraction_prompt)
     return [
         [
             {"role": "system", "content": extraction},
@@ -139,7 +141,7 @@ def merge_run(
 
     model_dir = resolve_model_dir(config.model.name, path_override=config.model.path, log=log)
     tokenizer = load_tokenizer(run.adapter)
-    probes = probe_conversations(config.data.system_prompt)
+    probes = probe_conversations(config.data.system_prompt, config.data.extraction_prompt)
     base = AutoModelForCausalLM.from_pretrained(
         str(model_dir), dtype=dtype, use_safetensors=True, local_files_only=True
     )

@@ -172,6 +172,16 @@ def _trim_metrics(path: Path, last_step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
+def with_resolved_precision(config: ShoptuneConfig, device: str) -> ShoptuneConfig:
+    """The config with `train.precision` as this machine runs it ("auto" decided here), so the
+    run's config.yaml and manifest say what was really used."""
+    from dataclasses import replace
+
+    from shoptune.core.hardware import resolve_precision
+
+    return replace(config, train=replace(config.train, precision=resolve_precision(config.train.precision, device)))
+
+
 def _sft_config(config: ShoptuneConfig, run: RunFolder, device: str, has_eval: bool):
     from trl import SFTConfig
 
@@ -251,6 +261,8 @@ def run_training(
     from shoptune.train.model import load_base_for_training, with_lora
 
     quiet_transformers()
+    device = default_device()
+    config = with_resolved_precision(config, device)
     rank, processes = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     main = rank == 0  # under `accelerate launch` only the first process writes files and reports
     if not main:
@@ -284,7 +296,6 @@ def run_training(
     require_valid(data_dir / "train.jsonl", data_dir / "val.jsonl")
     train_rows = build_rows(data_dir / "train.jsonl", tokenizer, config.train.max_length)
     val_rows = build_rows(data_dir / "val.jsonl", tokenizer, config.train.max_length)
-    device = default_device()
 
     run.root.mkdir(parents=True, exist_ok=True)
     if main:

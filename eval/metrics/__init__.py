@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shoptune.eval.metrics import extraction, grounding, overlap, refusal, tone
+from shoptune.eval.metrics import degenerate, extraction, grounding, overlap, refusal, tone
 
 SampleScore = dict[str, Any]
 MetricFn = Callable[[dict[str, Any], str | None], dict[str, float | None]]
@@ -65,6 +65,13 @@ METRICS: dict[str, Metric] = {
             overlap.score_record,
             ("recommend", "faq", "chat", "refusal"),
             description="chrF and ROUGE-L against the reference answer",
+        ),
+        Metric(
+            "degenerate",
+            degenerate.score_record,
+            ("recommend", "faq", "chat", "refusal"),
+            higher_is_better=False,
+            description="replies that loop, repeat a list line or SKU, or only greet",
         ),
         Metric(
             "refusal",

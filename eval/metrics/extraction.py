@@ -4,6 +4,11 @@ Equality after normalisation: strings NFKC-normalised, trimmed and case-folded; 
 as numbers (2000 == 2000.0; a string never equals a number; booleans are not numbers); lists of
 equal length element by element; a missing key counts as null. An invalid output gets every
 field wrong.
+
+Nulls cannot game the headline. Per field, `recall:<field>` is scored only where the gold value
+is non-null (an all-null answer has recall 0) and `invented:<field>` only where it is null (a
+value the shopper never gave); micro-F1 counts a wrong value as both a false positive and a false
+negative, so exact match and micro-F1 lead the report and field accuracy is a detail.
 """
 
 from __future__ import annotations
@@ -17,8 +22,6 @@ from jsonschema import Draft202012Validator
 
 from shoptune.data import resources
 from shoptune.eval.parsing import parse_json_output
-
-_MISSING = object()
 
 
 def normalised_equal(predicted: Any, gold: Any) -> bool:
@@ -73,6 +76,9 @@ def score_record(record: dict[str, Any], output: str | None) -> dict[str, float 
     for field, gold_value in gold.items():
         equal[field] = predicted is not None and normalised_equal(predicted.get(field), gold_value)
         scores[f"field:{field}"] = float(equal[field])
+        predicted_value = predicted.get(field) if predicted is not None else None
+        scores[f"recall:{field}"] = float(equal[field]) if gold_value is not None else None
+        scores[f"invented:{field}"] = float(predicted_value is not None) if gold_value is None else None
     scores["exact_match"] = float(predicted is not None and all(equal.values()))
     tp = fp = fn = 0
     for field, gold_value in gold.items():

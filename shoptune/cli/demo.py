@@ -28,7 +28,9 @@ def demo(config_path: Path | None, overrides: tuple[str, ...], out_dir: Path, qu
 
     config = load_cli_config(config_path, overrides, check_model=True)
     summary = run_demo(config, out_dir, quick=quick, force=force, log=say)
+    missed = summary.get("goals_missed", [])
     click.echo(
-        f"demo finished: {out_dir}/report.html and {out_dir}/report.md; tuned JSON validity "
-        f"{summary.get('tuned_json_valid_rate')}, base {summary.get('base_json_valid_rate')}"
+        f"demo finished: {out_dir}/report.html and {out_dir}/report.md; served extraction exact match "
+        f"{summary.get('served_exact_match_rate') or 0:.3f}, micro-F1 {summary.get('served_micro_f1') or 0:.3f}; "
+        + (f"{len(missed)} goal(s) missed: {'; '.join(missed)}" if missed else "every goal met")
     )

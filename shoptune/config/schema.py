@@ -75,6 +75,12 @@ class DataConfig(ConfigSection):
     """The system message every conversation starts with, in training and in serving alike,
     so the served model sees exactly the prompt it was tuned on."""
 
+    extraction_prompt: Literal["name", "outline", "full"] = "outline"
+    """The instruction of an extraction turn, in training and in the storefront's /v1/extract alike:
+    the schema's name alone (~12 tokens), with a one-line outline of its keys (~50), or with the
+    schema's description too (~200). On a CPU every token of it costs training examples
+    (benchmarks/extraction_ablation.py); a 7B model on a GPU can use the description."""
+
     max_tokens: int = 1024
     """Longest record (after the chat template) `data check --model` accepts."""
 
@@ -137,8 +143,10 @@ class TrainConfig(ConfigSection):
     use_dora: bool = False
     """Weight-decomposed LoRA (DoRA)."""
 
-    precision: Literal["fp32", "bf16", "fp16"] = "bf16"
-    """Compute precision. fp32 on CPU unless autocast is measured to help."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Compute precision. "auto": bf16 on a GPU that has it (else fp16); on a CPU bf16 autocast
+    only where the CPU has native bf16 (AVX-512 bf16, AMX), else fp32 (AVX2's bf16 is 80x slower).
+    Resolved when a run starts; its config.yaml holds the result."""
 
     gradient_checkpointing: bool = True
     """Trades ~25% more compute for much less activation memory."""
@@ -186,7 +194,7 @@ class TrainConfig(ConfigSection):
 
     generation_eval_records: int = 0
     """At each evaluation, also generate answers for this many validation extraction records and
-    log JSON validity and field accuracy beside the eval loss (0: off; costs generation time)."""
+    log exact match, micro-F1 and JSON validity beside the eval loss (0: off; costs generation time)."""
 
     output_root: str = "runs"
     """Runs land in `<output_root>/<config name>` unless `--out` says otherwise."""
@@ -274,6 +282,12 @@ class EvalConfig(ConfigSection):
     judge_max_error_rate: float = 0.1
     """The run fails when more than this share of judge calls error or return no valid grade."""
 
+    parity_structured_identical: float = 0.98
+    """`eval parity`: least share of extraction records whose guided output equals the free-form one."""
+
+    parity_served_identical: float = 0.95
+    """`eval parity`: least share whose vLLM (fp32) output equals transformers/PEFT in process."""
+
     def check(self) -> list[tuple[str, str]]:
         problems = []
         if self.max_new_tokens < 1:
@@ -288,8 +302,9 @@ class EvalConfig(ConfigSection):
             problems.append(("bootstrap_samples", f"must be >= 0, got {self.bootstrap_samples}"))
         if self.judge_endpoint and not self.judge_model:
             problems.append(("judge_model", "is required when judge_endpoint is set"))
-        if not 0 <= self.judge_max_error_rate <= 1:
-            problems.append(("judge_max_error_rate", f"must be in [0, 1], got {self.judge_max_error_rate}"))
+        for name in ("judge_max_error_rate", "parity_structured_identical", "parity_served_identical"):
+            if not 0 <= getattr(self, name) <= 1:
+                problems.append((name, f"must be in [0, 1], got {getattr(self, name)}"))
         for metric, threshold in self.gates.items():
             if metric.endswith("_rate") and not 0 <= threshold <= 1:
                 problems.append((f"gates.{metric}", f"a rate threshold must be in [0, 1], got {threshold}"))
@@ -308,7 +323,7 @@ class ServeConfig(ConfigSection):
     app_port: int = 8080
     ui_port: int = 7860
 
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     max_model_len: int = 2048
     max_num_seqs: int = 16
     """Sequences vLLM batches together; bounds latency under load."""
@@ -340,11 +355,19 @@ class ServeConfig(ConfigSection):
     """Browser origins allowed to call the storefront API; empty = CORS closed."""
 
     max_new_tokens: int = 256
+    """Token budget of a storefront reply (chat, recommendation); evaluations through an endpoint
+    use it too, so they measure what shoppers get."""
     frequency_penalty: float = 0.3
     """OpenAI-style penalty on tokens the reply has already produced, for the storefront's chat and
-    recommendation replies (not extraction, not evaluations, which measure the raw model): a small
-    tuned model otherwise loops. Unlike vLLM's repetition_penalty it leaves prompt tokens alone, so
+    recommendation replies (not extraction): a small tuned model otherwise loops. Evaluations through
+    an endpoint send it too. Unlike vLLM's repetition_penalty it leaves prompt tokens alone, so
     copying a SKU or price from the catalogue excerpt is not discouraged."""
+    repetition_penalty: float = 1.0
+    """vLLM's multiplicative penalty on every token already in the prompt or the reply (1 = off),
+    sent with chat and recommendation replies as `extra_body`; measured in the README's reply table."""
+    reply_stop: tuple[str, ...] = ()
+    """Strings that end a chat or recommendation reply (vLLM `stop`), e.g. "\n4." where the style
+    guide caps a recommendation at three products."""
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
@@ -371,6 +394,8 @@ class ServeConfig(ConfigSection):
             problems.append(("max_request_bytes", f"must be at least 256, got {self.max_request_bytes}"))
         if not 0.0 <= self.frequency_penalty <= 2.0:
             problems.append(("frequency_penalty", f"must be in [0, 2], got {self.frequency_penalty}"))
+        if not 0.0 < self.repetition_penalty <= 2.0:
+            problems.append(("repetition_penalty", f"must be in (0, 2], got {self.repetition_penalty}"))
         if self.request_timeout_s <= 0:
             problems.append(("request_timeout_s", f"must be positive, got {self.request_timeout_s}"))
         return problems
@@ -385,6 +410,9 @@ class DemoConfig(ConfigSection):
     quick_test_records: int = 60
     quick_max_steps: int = 30
     quick_eval_steps: int = 30
+    parity_adapter_records: int = 32
+    """Extraction records on which the demo checks vLLM + LoRA against PEFT in process (the merged
+    model is checked on all of them); in-process generation is the slow side on a CPU."""
 
     def check(self) -> list[tuple[str, str]]:
         return [
@@ -395,6 +423,7 @@ class DemoConfig(ConfigSection):
                 "quick_test_records",
                 "quick_max_steps",
                 "quick_eval_steps",
+                "parity_adapter_records",
             )
             if getattr(self, name) < 1
         ]

@@ -29,7 +29,7 @@ from shoptune.data.tasks.faq import faq_record, question_pool
 from shoptune.data.tasks.recommend import recommend_record
 from shoptune.data.tasks.refusal import refusal_record
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 SPLITS = ("train", "val", "test")
 MAX_DRAWS = 400
 """Draws per record before giving up (only reachable with a config asking for more distinct
@@ -138,7 +138,9 @@ def _draw(
 ) -> dict[str, Any]:
     for attempt in range(MAX_DRAWS):
         heldout = split == "test" and rng.random() < config.test_heldout_share
-        ctx = TaskContext(rng, lang, split, config.system_prompt, heldout, held.templates, held.skus)
+        ctx = TaskContext(
+            rng, lang, split, config.system_prompt, heldout, held.templates, held.skus, config.extraction_prompt
+        )
         try:
             draft = TASK_BUILDERS[task](ctx)
         except Redraw:

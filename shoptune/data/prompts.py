@@ -84,14 +84,21 @@ def system_message(system_prompt: str, *context_blocks: str) -> dict[str, str]:
     return {"role": "system", "content": content}
 
 
-def extraction_system_prompt(schema_name: str, schema: dict[str, Any]) -> str:
-    """Instructions for a JSON extraction turn: the schema's keys, types and conventions."""
-    return (
-        "Extract the shopper's message as JSON for YouXuan Mall's order system. "
-        "Reply with one JSON object and nothing else.\n"
-        f"Schema {schema_name}: {schema_outline(schema)}\n"
-        f"{schema.get('description', '')}"
-    ).strip()
+def extraction_system_prompt(schema_name: str, schema: dict[str, Any], style: str = "outline") -> str:
+    """Instructions for a JSON extraction turn (`data.extraction_prompt`): the schema's name, plus a
+    one-line outline of its keys ("outline"), plus the schema's description ("full").
+
+    A tuned model learns the conventions (canonical Chinese values, open price ends) from the
+    examples, so on a CPU the short forms buy more examples for the same training compute; the
+    description is for a model that has to read it.
+    """
+    head = f"Extract the shopper's message as {schema_name} JSON"
+    if style == "name":
+        return f"{head}."
+    outline = f"{head}: {schema_outline(schema)}"
+    if style == "outline":
+        return outline
+    return f"{outline}\n{schema.get('description', '')}".strip()
 
 
 def schema_outline(schema: dict[str, Any]) -> str:
@@ -117,8 +124,3 @@ def _type_outline(spec: dict[str, Any]) -> str:
             return "[" + ", ".join([item] * count) + "]"
         return f"[{item}, ...]"
     return str(kind)
-
-
-def json_answer(value: dict[str, Any]) -> str:
-    """The exact text of an extraction answer: compact-but-spaced JSON, non-ASCII kept."""
-    return json.dumps(value, ensure_ascii=False)

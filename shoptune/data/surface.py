@@ -89,9 +89,38 @@ def budget_phrase(rng: random.Random, lang: str, low: int | None, high: int | No
     )
 
 
-def order_id(rng: random.Random) -> str:
-    """YX + 12 digits (date-like prefix), the shop's order number format."""
+def shop_order_id(rng: random.Random) -> str:
+    """YX + 12 digits (date-like prefix), the shop's own order number format."""
     return f"YX2026{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randint(0, 9999):04d}"
+
+
+def _digits(rng: random.Random, count: int) -> str:
+    return "".join(rng.choice(string.digits) for _ in range(count))
+
+
+def _letters(rng: random.Random, count: int) -> str:
+    return "".join(rng.choice(string.ascii_uppercase) for _ in range(count))
+
+
+_OTHER_ORDER_FORMS = (
+    lambda rng: _digits(rng, rng.randint(10, 19)),  # a bare order number, as many marketplaces print it
+    lambda rng: _letters(rng, rng.randint(1, 3)) + _digits(rng, rng.randint(6, 14)),
+    lambda rng: f"{_letters(rng, rng.randint(2, 3))}-{_digits(rng, rng.randint(5, 10))}",
+    lambda rng: f"{_digits(rng, 3)}-{_digits(rng, 7)}-{_digits(rng, 4)}",
+    lambda rng: (
+        f"{_letters(rng, rng.randint(1, 3))}-2026{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}-{_digits(rng, 4)}"
+    ),
+    lambda rng: f"2026{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}-{_digits(rng, rng.randint(3, 6))}",
+)
+
+
+def order_id(rng: random.Random, shop_share: float = 0.6) -> str:
+    """An order number as a shopper pastes it: mostly the shop's YX form, otherwise the forms
+    other shops and marketplaces use (bare digits, letter prefixes, dashes). Extraction copies
+    it exactly as written, whatever the form."""
+    if rng.random() < shop_share:
+        return shop_order_id(rng)
+    return rng.choice(_OTHER_ORDER_FORMS)(rng)
 
 
 def coupon_code(rng: random.Random) -> str:

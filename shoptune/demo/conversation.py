@@ -1,5 +1,13 @@
-"""The scripted storefront conversation the demo plays, and how its answers are checked against
-the catalogue (named products must exist and be quoted at their catalogue price)."""
+"""The scripted storefront conversation the demo plays, and how each answer is checked.
+
+Every scripted turn says what a right answer does: name in-stock products that meet the stated
+budget and colour, or state what the policy says (a phrase it must contain). Each answer is then
+flagged, with the reason in words, when it loops, repeats a line, only greets, names a product
+that was not in its context, quotes a wrong price, offers something out of stock or over budget,
+or misses the question. The extraction sentences carry their exact expected objects, and the
+hand-written shopper messages (`datasets/eval/handwritten_extraction.jsonl`) go through the same
+`/v1/extract` the storefront offers.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +15,63 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from shoptune.data.prompts import format_price
+from shoptune.eval.metrics.degenerate import degenerate_reasons
+from shoptune.eval.metrics.extraction import normalised_equal
 from shoptune.eval.metrics.grounding import item_lines, named_products
 
-SCRIPT: list[tuple[str, str, list[str]]] = [
+
+@dataclass(frozen=True)
+class Expect:
+    """What a right answer to a scripted question does."""
+
+    products: bool = False
+    """It recommends at least one catalogue product (each in stock, within budget, in colour)."""
+    max_price: float | None = None
+    colour_zh: str | None = None
+    noun_zh: str | None = None
+    mentions: tuple[str, ...] = ()
+    """Policy answers: it contains at least one of these phrases."""
+
+
+SCRIPT: list[tuple[str, str, list[tuple[str, Expect]]]] = [
     (
         "zh",
         "demo-zh",
-        ["我想买一部3000元以内的手机", "那黑色的呢？", "我的订单YX202611250001到哪了？", "衣服尺码不合适，怎么退货？"],
+        [
+            ("我想买一部3000元以内的手机", Expect(products=True, max_price=3000, noun_zh="手机")),
+            ("那黑色的呢？", Expect(products=True, max_price=3000, colour_zh="黑色", noun_zh="手机")),
+            ("我的订单YX202611250001到哪了？", Expect(mentions=("我的订单",))),
+            ("衣服尺码不合适，怎么退货？", Expect(mentions=("7天", "15天"))),
+            ("有没有黑色的羽绒服", Expect(products=True, colour_zh="黑色", noun_zh="羽绒服")),
+        ],
     ),
-    ("en", "demo-en", ["I need a phone under 3000 yuan", "What about black?", "How do I return an item?"]),
+    (
+        "en",
+        "demo-en",
+        [
+            ("I need a phone under 3000 yuan", Expect(products=True, max_price=3000, noun_zh="手机")),
+            ("What about black?", Expect(products=True, max_price=3000, colour_zh="黑色", noun_zh="手机")),
+            ("How do I return an item?", Expect(mentions=("7 days",))),
+            ("Do you ship abroad?", Expect(mentions=("mainland China",))),
+        ],
+    ),
 ]
-EXTRACTIONS: list[tuple[str, str]] = [
-    ("product_query", "我想找一款红色的小米手机，价格在2000到3000之间"),
-    ("order_request", "订单YX202611250001的鞋子尺码不合适，我要退货"),
+EXTRACTIONS: list[tuple[str, str, dict[str, Any]]] = [
+    (
+        "product_query",
+        "我想找一款红色的小米手机，价格在2000到3000之间",
+        {"product": "小米手机", "price_range": [2000, 3000], "color": "红色", "size": None},
+    ),
+    (
+        "product_query",
+        "Looking for a red Xiaomi phone between 2000 and 3000 yuan",
+        {"product": "小米手机", "price_range": [2000, 3000], "color": "红色", "size": None},
+    ),
+    (
+        "order_request",
+        "订单YX202611250001的鞋子尺码不合适，我要退货",
+        {"intent": "return", "order_id": "YX202611250001", "product": "鞋子", "reason": "尺码不合适"},
+    ),
 ]
 
 
@@ -33,6 +85,8 @@ class Turn:
     grounded_on: list[dict[str, Any]] = field(default_factory=list)
     named: list[dict[str, Any]] = field(default_factory=list)
     """Catalogue products the answer names, with the price it quoted and the catalogue price."""
+    flags: list[str] = field(default_factory=list)
+    """What is wrong with the answer, in words (empty when nothing is)."""
 
 
 def check_answer(answer: str) -> list[dict[str, Any]]:
@@ -50,19 +104,65 @@ def check_answer(answer: str) -> list[dict[str, Any]]:
                 "quoted_price": price,
                 "price_correct": None if price is None else float(price) == product.price,
                 "in_stock": product.in_stock,
+                "price": product.price,
+                "colours_zh": [c.zh for c in product.colors],
+                "noun_zh": product.noun_zh,
             }
         )
     return rows
 
 
-def play(base_url: str, api_key: str, say=print) -> dict[str, Any]:
+def turn_flags(turn: Turn, expect: Expect) -> list[str]:
+    """Every reason this answer is not what the shopper should get."""
+    if turn.status != 200:
+        return [f"error {turn.status}"]
+    flags = list(degenerate_reasons(turn.answer, turn.lang))
+    context = {row["sku"] for row in turn.grounded_on}
+    for row in turn.named:
+        label = f"{row['sku']} {row['name']}"
+        if row["sku"] not in context:
+            flags.append(f"names {label}, which was not in its context")
+        if row["price_correct"] is False:
+            flags.append(f"quotes ¥{row['quoted_price']} for {label} (catalogue ¥{row['catalogue_price']})")
+        if not row["in_stock"]:
+            flags.append(f"offers {label}, which is out of stock")
+        if expect.max_price is not None and row["price"] > expect.max_price:
+            flags.append(f"offers {label} at ¥{row['catalogue_price']}, over the ¥{expect.max_price:g} budget")
+        if expect.colour_zh and expect.colour_zh not in row["colours_zh"]:
+            flags.append(f"offers {label}, which has no {expect.colour_zh}")
+        if expect.noun_zh and row["noun_zh"] != expect.noun_zh:
+            flags.append(f"offers {label}, not a {expect.noun_zh}")
+    if expect.products and not turn.named:
+        flags.append("misses the question: names no product")
+    if expect.mentions and not any(phrase.casefold() in turn.answer.casefold() for phrase in expect.mentions):
+        flags.append(f"misses the question: says none of {' / '.join(expect.mentions)}")
+    return flags
+
+
+def extraction_flags(got: dict[str, Any] | None, expected: dict[str, Any]) -> list[str]:
+    if got is None:
+        return ["no valid object"]
+    return [
+        f"{key}: got {got.get(key)!r}, expected {value!r}"
+        for key, value in expected.items()
+        if not normalised_equal(got.get(key), value)
+    ]
+
+
+def play(base_url: str, api_key: str, say=print, handwritten: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Play the script against a running storefront; returns the transcript with every check.
+
+    `handwritten`: extraction records whose user message goes to `/v1/extract` as is; their raw
+    outputs come back under "handwritten" for scoring by the eval package."""
+    import json
+
     import httpx
 
     headers = {"Authorization": f"Bearer {api_key}"}
     turns: list[Turn] = []
     with httpx.Client(base_url=base_url, headers=headers, timeout=300) as client:
         for lang, session, questions in SCRIPT:
-            for question in questions:
+            for question, expect in questions:
                 response = client.post("/v1/chat", json={"session_id": session, "message": question})
                 body = response.json()
                 answer = body.get("reply") or f"(error {response.status_code}: {body.get('error')})"
@@ -75,21 +175,34 @@ def play(base_url: str, api_key: str, say=print) -> dict[str, Any]:
                     [{"sku": p["sku"], "name": p["name"], "price": p["price"]} for p in body.get("products", [])],
                     check_answer(answer),
                 )
+                turn.flags = turn_flags(turn, expect)
                 turns.append(turn)
                 say(f"  [{lang}] shopper: {question}")
                 say(f"  [{lang}] assistant: {answer}")
+                for flag in turn.flags:
+                    say(f"    ! {flag}")
         extractions = []
-        for schema, text in EXTRACTIONS:
+        for schema, text, expected in EXTRACTIONS:
             response = client.post("/v1/extract", json={"text": text, "schema": schema})
             body = response.json()
-            extractions.append(
-                {
-                    "schema": schema,
-                    "text": text,
-                    "status": response.status_code,
-                    "data": body.get("data"),
-                    "error": body.get("error"),
-                }
-            )
-            say(f"  [extract {schema}] {text}\n    -> {body.get('data') or body.get('error')}")
-    return {"turns": [asdict(t) for t in turns], "extractions": extractions}
+            data = body.get("data") if response.status_code == 200 else None
+            row = {
+                "schema": schema,
+                "text": text,
+                "status": response.status_code,
+                "data": data,
+                "expected": expected,
+                "error": body.get("error"),
+                "flags": extraction_flags(data, expected),
+            }
+            extractions.append(row)
+            say(f"  [extract {schema}] {text}\n    -> {data or body.get('error')}")
+            for flag in row["flags"]:
+                say(f"    ! {flag}")
+        outputs = {}
+        for record in handwritten or []:
+            text = next(m["content"] for m in reversed(record["messages"][:-1]) if m["role"] == "user")
+            response = client.post("/v1/extract", json={"text": text, "schema": record["schema"]})
+            data = response.json().get("data") if response.status_code == 200 else None
+            outputs[record["id"]] = json.dumps(data, ensure_ascii=False) if data is not None else ""
+    return {"turns": [asdict(t) for t in turns], "extractions": extractions, "handwritten": outputs}

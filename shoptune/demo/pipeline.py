@@ -1,6 +1,8 @@
 """The demo pipeline: prepare the model -> build data -> check it -> evaluate the base model ->
 train LoRA -> merge (parity gate) -> evaluate the tuned model free-form and with structured output
--> serve it with vLLM and the storefront -> play a scripted conversation -> one report.
+-> served-path parity (guided = free-form, vLLM = in process, vLLM + LoRA = PEFT) -> serve it with
+vLLM and the storefront, play a scripted conversation and send the hand-written extraction set
+through /v1/extract -> attack it with the injection suite -> one report.
 
     shoptune demo                     # configs/cpu-smollm2.yaml into runs/demo (~25 min on 2 CPU cores)
     shoptune demo --quick --out runs/demo-quick   # same stages, less data and fewer steps (<10 min)
@@ -33,8 +35,9 @@ from shoptune.core.paths import REPO_ROOT
 from shoptune.demo.stages import StageRunner, content_hash
 
 Log = Callable[[str], None]
-STAGES = 11
+STAGES = 12
 INJECTION_SUITE = Path("datasets") / "security" / "prompt_injection.jsonl"
+HANDWRITTEN = Path("datasets") / "eval" / "handwritten_extraction.jsonl"
 
 
 @dataclass(frozen=True)
@@ -70,12 +73,23 @@ class DemoPaths:
         return self.root / "eval-injection"
 
     @property
+    def eval_handwritten(self) -> Path:
+        return self.root / "eval-handwritten"
+
+    @property
+    def parity(self) -> Path:
+        return self.root / "parity"
+
+    @property
     def transcript(self) -> Path:
         return self.root / "transcript.json"
 
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+
+SUMMARY_METRICS = ("exact_match_rate", "micro_f1", "degenerate_rate", "tone_compliance_rate", "refusal_in_role_rate")
 
 
 def demo_config(config: ShoptuneConfig, out: Path, quick: bool) -> ShoptuneConfig:
@@ -108,10 +122,12 @@ def evaluate_endpoint(
     identity: dict[str, Any],
     log: Log,
     task_name: str = "shop",
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
     from shoptune.eval.backends import EndpointBackend
     from shoptune.eval.runner import run_evaluation, select_records
     from shoptune.eval.tasks import load_task
+    from shoptune.serve.decoding import reply_request
 
     task = load_task(task_name)
     backend = EndpointBackend(
@@ -119,8 +135,7 @@ def evaluate_endpoint(
         model_name,
         api_key="",
         concurrency=config.eval.concurrency,
-        max_new_tokens=config.eval.max_new_tokens,
-        temperature=config.eval.temperature,
+        reply=reply_request(config.serve),
         structured_output=structured,
     )
     report = run_evaluation(
@@ -132,13 +147,11 @@ def evaluate_endpoint(
         identity=identity,
         structured=structured,
         out_dir=out_dir,
-        baseline=None,
+        baseline=baseline,
         log=log,
     )
     metrics = report["metrics"]
-    shown = [
-        k for k in ("json_valid_rate", "schema_valid_rate", "exact_match_rate", "refusal_in_role_rate") if k in metrics
-    ]
+    shown = [k for k in SUMMARY_METRICS if k in metrics]
     log(f"  {model_name}: " + ", ".join(f"{key} {metrics[key]:.3f}" for key in shown))
     return {key: metrics[key] for key in shown}
 
@@ -227,6 +240,7 @@ def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool
     from shoptune.data import resources
     from shoptune.data.build import GENERATOR_VERSION, build_dataset, token_limit_for
     from shoptune.data.check import check_file
+    from shoptune.data.reading import read_records
     from shoptune.data.records import RecordValidator
     from shoptune.demo.conversation import play
     from shoptune.demo.report import write_demo_report
@@ -323,7 +337,8 @@ def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool
     tuned_identity = {"name": f"{config.name}-merged", "directory": str(paths.merged), "merged_from": str(paths.run)}
 
     def evaluate_tuned(data: Path, out_dir: Path, *, structured: bool = False, task_name: str = "shop"):
-        """A stage body: evaluate the served tuned model on `data` into `out_dir`."""
+        """A stage body: evaluate the served tuned model on `data` into `out_dir` (paired against
+        the base model's report on the test split)."""
         return lambda: evaluate_endpoint(
             config,
             data,
@@ -334,7 +349,25 @@ def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool
             identity=tuned_identity,
             log=log,
             task_name=task_name,
+            baseline=paths.eval_base if data == test_file else None,
         )
+
+    def parity() -> dict[str, Any]:
+        return check_demo_parity(config, paths, model_dir, log)
+
+    def converse() -> dict[str, Any]:
+        if (out / "sessions.sqlite3").exists():
+            (out / "sessions.sqlite3").unlink()  # a fresh conversation every time it is replayed
+        handwritten = read_records(REPO_ROOT / HANDWRITTEN)
+        transcript = play(tuned.storefront(config_path), tuned.api_key, say=log, handwritten=handwritten)
+        paths.transcript.write_text(json.dumps(transcript, ensure_ascii=False, indent=2), encoding="utf-8")
+        hand = score_saved(config, REPO_ROOT / HANDWRITTEN, transcript["handwritten"], paths.eval_handwritten)
+        return {
+            "turns": len(transcript["turns"]),
+            "flagged_turns": sum(bool(t["flags"]) for t in transcript["turns"]),
+            "extractions_exact": sum(not e["flags"] for e in transcript["extractions"]),
+            "handwritten_micro_f1": hand["micro_f1"],
+        }
 
     try:
         runner.run(
@@ -344,28 +377,21 @@ def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool
             evaluate_tuned(test_file, paths.eval_tuned),
         )
         runner.run(
-            "evaluate the tuned model (structured output)",
+            "evaluate the tuned model (structured output, as served)",
             content_hash(eval_hash, merge_hash, "guided"),
             [paths.eval_guided / "report.json"],
             evaluate_tuned(test_file, paths.eval_guided, structured=True),
         )
-
-        def converse() -> dict[str, Any]:
-            if (out / "sessions.sqlite3").exists():
-                (out / "sessions.sqlite3").unlink()  # a fresh conversation every time it is replayed
-            transcript = play(tuned.storefront(config_path), tuned.api_key, say=log)
-            paths.transcript.write_text(json.dumps(transcript, ensure_ascii=False, indent=2), encoding="utf-8")
-            named = [row for turn in transcript["turns"] for row in turn["named"]]
-            return {
-                "turns": len(transcript["turns"]),
-                "products_named": len(named),
-                "prices_correct": sum(bool(r["price_correct"]) for r in named),
-            }
-
         runner.run(
-            "serve with vLLM + storefront, play the conversation",
-            content_hash(merge_hash, asdict(config.serve)),
-            [paths.transcript],
+            "served-path parity (guided = free-form, vLLM = in process, LoRA = PEFT)",
+            content_hash(eval_hash, merge_hash, "parity"),
+            [paths.parity / "merged" / "parity.json", paths.parity / "adapter" / "parity.json"],
+            parity,
+        )
+        runner.run(
+            "serve with vLLM + storefront: conversation, /v1/extract, hand-written set",
+            content_hash(merge_hash, asdict(config.serve), sha256_file(REPO_ROOT / HANDWRITTEN)),
+            [paths.transcript, paths.eval_handwritten / "report.json"],
             converse,
         )
         injection = REPO_ROOT / INJECTION_SUITE
@@ -380,3 +406,60 @@ def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool
 
     summary = runner.run("write the report", content_hash(time.time()), [], lambda: write_demo_report(out, runner))
     return summary.summary
+
+
+def _saved_outputs(report_dir: Path) -> dict[str, str]:
+    from shoptune.eval.runner import load_predictions
+
+    return load_predictions(report_dir / "predictions.jsonl")
+
+
+def check_demo_parity(config: ShoptuneConfig, paths: DemoPaths, base_model_dir: Path, log: Log) -> dict[str, Any]:
+    """`eval parity` on the demo's models: the merged model on every test extraction record (reusing
+    the two tuned eval stages' outputs), and base + LoRA adapter on the first `demo.parity_adapter_records`."""
+    from shoptune.data.reading import read_records
+    from shoptune.eval.parity import check_parity, write_parity
+
+    records = [r for r in read_records(paths.data / "test.jsonl") if r["task"] == "extract"]
+    served = {"free": _saved_outputs(paths.eval_tuned), "structured": _saved_outputs(paths.eval_guided)}
+    merged = check_parity(config, records, model_dir=paths.merged, served=served, log_dir=paths.logs, log=log)
+    write_parity(paths.parity / "merged", merged, config)
+    adapter = check_parity(
+        config,
+        records[: config.demo.parity_adapter_records],
+        model_dir=base_model_dir,
+        adapter=paths.run / "final" / "adapter",
+        structured_check=False,
+        log_dir=paths.logs,
+        log=log,
+    )
+    write_parity(paths.parity / "adapter", adapter, config)
+    summary = {}
+    for label, report in (("merged", merged), ("adapter", adapter)):
+        for agreement in report.agreements:
+            log(f"  {label}: {agreement.name}: {agreement.identical}/{agreement.total} identical")
+        for failure in report.failures:
+            log(f"  {label}: FAIL {failure}")
+        summary[label] = {a.name: round(a.share, 4) for a in report.agreements}
+        summary[f"{label}_passed"] = not report.failures
+    return summary
+
+
+def score_saved(config: ShoptuneConfig, data: Path, outputs: dict[str, str], out_dir: Path) -> dict[str, Any]:
+    """Score outputs gathered outside an eval backend (the storefront's /v1/extract) into a report."""
+    from shoptune.eval.runner import score_and_save, select_records
+    from shoptune.eval.tasks import load_task
+
+    task = load_task("extraction")
+    report = score_and_save(
+        config=config,
+        task=task,
+        data=data,
+        records=select_records(data, task, None),
+        predictions=outputs,
+        model={"name": config.serve.served_model_name, "path": "/v1/extract"},
+        mode={"backend": "storefront /v1/extract", "structured_output": True},
+        baseline=None,
+        out_dir=out_dir,
+    )
+    return report["metrics"]

@@ -68,6 +68,8 @@ class TaskContext:
     """Draw from the held-out templates and SKUs (test split only)."""
     heldout_templates: frozenset[str]
     heldout_skus: frozenset[str]
+    extraction_prompt: str = "outline"
+    """`data.extraction_prompt`: which instruction extraction records carry."""
     used_templates: list[str] = field(default_factory=list)
     used_skus: list[str] = field(default_factory=list)
 

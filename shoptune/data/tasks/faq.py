@@ -8,7 +8,7 @@ from typing import Any
 from shoptune.data import resources
 from shoptune.data.prompts import policy_context, system_message
 from shoptune.data.resources import PolicyTopic
-from shoptune.data.surface import add_typos, casing_noise
+from shoptune.data.surface import add_typos, casing_noise, order_id
 from shoptune.data.tasks.context import TaskContext
 
 
@@ -26,7 +26,8 @@ def policy_excerpt(ctx: TaskContext, topics: list[PolicyTopic]) -> str:
 
 
 def ask(ctx: TaskContext, topic: PolicyTopic) -> str:
-    question = ctx.pick_template(question_pool(topic, ctx.lang))["text"]
+    """A policy question in a wrapper; an `{order_id}` in it is filled with an order number."""
+    question = ctx.pick_template(question_pool(topic, ctx.lang))["text"].replace("{order_id}", order_id(ctx.rng))
     wrapper = ctx.pick_template(resources.templates("faq")[ctx.lang])["text"]
     return casing_noise(ctx.rng, add_typos(ctx.rng, wrapper, ctx.lang).format(question=question))
 
