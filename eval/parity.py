@@ -60,6 +60,13 @@ class Agreement:
         return self.threshold is None or self.share >= self.threshold
 
 
+def comparable(text: str) -> str:
+    """An answer as the comparisons read it: without surrounding whitespace, and without the
+    replacement character transformers decodes from a multi-byte character the token budget cut in
+    half (vLLM's detokenizer holds such bytes back), so the same tokens always compare equal."""
+    return text.strip().rstrip("\ufffd").rstrip()
+
+
 def agreement(
     name: str, records: Sequence[dict[str, Any]], left: tuple[str, Outputs], right: tuple[str, Outputs], threshold
 ) -> Agreement:
@@ -67,7 +74,7 @@ def agreement(
     differing = [
         {"id": r["id"], "input": r["messages"][-2]["content"], left_name: a[r["id"]], right_name: b[r["id"]]}
         for r in records
-        if a[r["id"]].strip() != b[r["id"]].strip()
+        if comparable(a[r["id"]]) != comparable(b[r["id"]])
     ]
     return Agreement(name, left_name, right_name, len(records) - len(differing), len(records), threshold, differing)
 
