@@ -134,7 +134,7 @@ def served_outputs(
         served_name="parity",
         port=free_port(),
         loras=loras,
-        log_path=log_dir / f"vllm-parity-{dtype}.log",
+        log_path=log_dir / f"vllm-parity-{dtype}{'-adapter' if loras else ''}.log",
     )
     log(f"  starting vLLM ({dtype}{', base + LoRA adapter' if loras else ''}) for the parity check")
     outputs: dict[str, Outputs] = {}

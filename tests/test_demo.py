@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 from conftest import run_shoptune
 
+from shoptune.config import load_config
+from shoptune.core.paths import CONFIGS_DIR
 from shoptune.serve.decoding import EXTRACTION_MAX_TOKENS
 
 # The whole demo runs in the module fixture, beyond the suite's default 1200 s limit on slow CPUs.
 pytestmark = pytest.mark.timeout(3600)
+QUICK = load_config(CONFIGS_DIR / "cpu-smollm2.yaml").demo
 
 STAGES = (
     "prepare the model",
@@ -49,7 +52,7 @@ def test_quick_demo_runs_every_stage(demo: tuple[Path, str]) -> None:
     for folder in ("eval-base", "eval-tuned", "eval-tuned-guided"):
         report = json.loads((out / folder / "report.json").read_text())
         assert (
-            report["n"] == 60
+            report["n"] == QUICK.quick_test_records
             and {"exact_match_rate", "micro_f1", "json_valid_rate", "field_recall", "field_invented_rate"}
             <= report["metrics"].keys()
         )
@@ -92,7 +95,8 @@ def test_parity_is_checked_on_the_served_path(demo: tuple[Path, str]) -> None:
     # the same weights served by vLLM and run by transformers give the same greedy text (fp32)
     assert shares["vLLM = in-process"]["share"] >= 0.95, shares["vLLM = in-process"]["differing"][:3]
     (lora,) = [a for a in adapter["agreements"] if a["name"].startswith("vLLM = in-process")]
-    assert lora["total"] == min(32, extraction) and lora["share"] >= 0.95, lora["differing"][:3]
+    assert lora["total"] == min(QUICK.quick_parity_adapter_records, extraction)
+    assert lora["share"] >= 0.95, lora["differing"][:3]
     assert (out / "parity" / "merged" / "parity.md").read_text().startswith("# Served-path parity")
 
 

@@ -149,6 +149,7 @@ def test_run_folder(tiny_run: Path, tiny_data: Path) -> None:
     }
     assert all(set(m) == keys for m in metrics)
     assert [m["step"] for m in metrics if m["eval_loss"] is not None] == [5, 10]
+    assert manifest["final_metrics"]["eval_loss"] == metrics[-1]["eval_loss"]  # the last step's evaluation
     # generation metrics from the eval package, logged beside the eval loss
     assert [m["step"] for m in metrics if m["eval_json_valid_rate"] is not None] == [5, 10]
     scored = [m for m in metrics if m["eval_json_valid_rate"] is not None]

@@ -182,6 +182,17 @@ def with_resolved_precision(config: ShoptuneConfig, device: str) -> ShoptuneConf
     return replace(config, train=replace(config.train, precision=resolve_precision(config.train.precision, device)))
 
 
+def _final_eval(trainer: Any) -> dict[str, Any]:
+    """The evaluation at the last step: the one the run logged there (when `eval_steps` divides
+    `max_steps`), else one more pass. Every process decides alike, from the same trainer state, so
+    the collective evaluation is entered by all or none."""
+    step = trainer.state.global_step
+    for entry in reversed(trainer.state.log_history):
+        if entry.get("step") == step and "eval_loss" in entry:
+            return entry
+    return trainer.evaluate()
+
+
 def _sft_config(config: ShoptuneConfig, run: RunFolder, device: str, has_eval: bool):
     from trl import SFTConfig
 
@@ -374,7 +385,7 @@ def run_training(
             "(lower train.learning_rate or check the data)"
         )
 
-    final_eval = trainer.evaluate() if val_rows.rows else {}  # collective: every process takes part
+    final_eval = _final_eval(trainer) if val_rows.rows else {}
     if main:
         try:
             with atomic_directory(run.adapter) as staging:

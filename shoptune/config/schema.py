@@ -413,6 +413,8 @@ class DemoConfig(ConfigSection):
     parity_adapter_records: int = 32
     """Extraction records on which the demo checks vLLM + LoRA against PEFT in process (the merged
     model is checked on all of them); in-process generation is the slow side on a CPU."""
+    quick_parity_adapter_records: int = 8
+    """`parity_adapter_records` for `demo --quick`, where the vLLM + LoRA check only has to run."""
 
     def check(self) -> list[tuple[str, str]]:
         return [
@@ -424,6 +426,7 @@ class DemoConfig(ConfigSection):
                 "quick_max_steps",
                 "quick_eval_steps",
                 "parity_adapter_records",
+                "quick_parity_adapter_records",
             )
             if getattr(self, name) < 1
         ]

@@ -149,60 +149,86 @@ def extraction_flags(got: dict[str, Any] | None, expected: dict[str, Any]) -> li
     ]
 
 
+REQUESTS_AT_ONCE = 8
+"""Extraction requests in flight together, as a storefront's shoppers send them (vLLM batches them)."""
+
+
+def _play_session(client: Any, lang: str, session: str, questions: list[tuple[str, Expect]]) -> list[Turn]:
+    """One shopper's turns, in order: each turn's history is the previous turns."""
+    turns = []
+    for question, expect in questions:
+        response = client.post("/v1/chat", json={"session_id": session, "message": question})
+        body = response.json()
+        answer = body.get("reply") or f"(error {response.status_code}: {body.get('error')})"
+        turn = Turn(
+            lang,
+            session,
+            question,
+            answer,
+            response.status_code,
+            [{"sku": p["sku"], "name": p["name"], "price": p["price"]} for p in body.get("products", [])],
+            check_answer(answer),
+        )
+        turn.flags = turn_flags(turn, expect)
+        turns.append(turn)
+    return turns
+
+
+def _extract(client: Any, schema: str, text: str) -> tuple[int, dict[str, Any]]:
+    response = client.post("/v1/extract", json={"text": text, "schema": schema})
+    return response.status_code, response.json()
+
+
 def play(base_url: str, api_key: str, say=print, handwritten: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Play the script against a running storefront; returns the transcript with every check.
 
-    `handwritten`: extraction records whose user message goes to `/v1/extract` as is; their raw
-    outputs come back under "handwritten" for scoring by the eval package."""
+    The two shoppers talk at the same time and the extraction requests go `REQUESTS_AT_ONCE` at a
+    time, as on a live storefront; the log follows the script's order. `handwritten`: extraction
+    records whose user message goes to `/v1/extract` as is; their raw outputs come back under
+    "handwritten" for scoring by the eval package."""
     import json
+    from concurrent.futures import ThreadPoolExecutor
 
     import httpx
 
+    handwritten = handwritten or []
+    texts = [next(m["content"] for m in reversed(r["messages"][:-1]) if m["role"] == "user") for r in handwritten]
     headers = {"Authorization": f"Bearer {api_key}"}
-    turns: list[Turn] = []
     with httpx.Client(base_url=base_url, headers=headers, timeout=300) as client:
-        for lang, session, questions in SCRIPT:
-            for question, expect in questions:
-                response = client.post("/v1/chat", json={"session_id": session, "message": question})
-                body = response.json()
-                answer = body.get("reply") or f"(error {response.status_code}: {body.get('error')})"
-                turn = Turn(
-                    lang,
-                    session,
-                    question,
-                    answer,
-                    response.status_code,
-                    [{"sku": p["sku"], "name": p["name"], "price": p["price"]} for p in body.get("products", [])],
-                    check_answer(answer),
+        with ThreadPoolExecutor(max_workers=len(SCRIPT)) as shoppers:
+            sessions = list(shoppers.map(lambda script: _play_session(client, *script), SCRIPT))
+        with ThreadPoolExecutor(max_workers=REQUESTS_AT_ONCE) as pool:
+            answered = list(
+                pool.map(
+                    lambda pair: _extract(client, *pair),
+                    [(schema, text) for schema, text, _ in EXTRACTIONS]
+                    + [(r["schema"], text) for r, text in zip(handwritten, texts, strict=True)],
                 )
-                turn.flags = turn_flags(turn, expect)
-                turns.append(turn)
-                say(f"  [{lang}] shopper: {question}")
-                say(f"  [{lang}] assistant: {answer}")
-                for flag in turn.flags:
-                    say(f"    ! {flag}")
-        extractions = []
-        for schema, text, expected in EXTRACTIONS:
-            response = client.post("/v1/extract", json={"text": text, "schema": schema})
-            body = response.json()
-            data = body.get("data") if response.status_code == 200 else None
-            row = {
-                "schema": schema,
-                "text": text,
-                "status": response.status_code,
-                "data": data,
-                "expected": expected,
-                "error": body.get("error"),
-                "flags": extraction_flags(data, expected),
-            }
-            extractions.append(row)
-            say(f"  [extract {schema}] {text}\n    -> {data or body.get('error')}")
-            for flag in row["flags"]:
-                say(f"    ! {flag}")
-        outputs = {}
-        for record in handwritten or []:
-            text = next(m["content"] for m in reversed(record["messages"][:-1]) if m["role"] == "user")
-            response = client.post("/v1/extract", json={"text": text, "schema": record["schema"]})
-            data = response.json().get("data") if response.status_code == 200 else None
-            outputs[record["id"]] = json.dumps(data, ensure_ascii=False) if data is not None else ""
+            )
+    turns = [turn for session in sessions for turn in session]
+    for turn in turns:
+        say(f"  [{turn.lang}] shopper: {turn.question}")
+        say(f"  [{turn.lang}] assistant: {turn.answer}")
+        for flag in turn.flags:
+            say(f"    ! {flag}")
+    extractions = []
+    for (schema, text, expected), (status, body) in zip(EXTRACTIONS, answered, strict=False):
+        data = body.get("data") if status == 200 else None
+        row = {
+            "schema": schema,
+            "text": text,
+            "status": status,
+            "data": data,
+            "expected": expected,
+            "error": body.get("error"),
+            "flags": extraction_flags(data, expected),
+        }
+        extractions.append(row)
+        say(f"  [extract {schema}] {text}\n    -> {data or body.get('error')}")
+        for flag in row["flags"]:
+            say(f"    ! {flag}")
+    outputs = {}
+    for record, (status, body) in zip(handwritten, answered[len(EXTRACTIONS) :], strict=True):
+        data = body.get("data") if status == 200 else None
+        outputs[record["id"]] = json.dumps(data, ensure_ascii=False) if data is not None else ""
     return {"turns": [asdict(t) for t in turns], "extractions": extractions, "handwritten": outputs}

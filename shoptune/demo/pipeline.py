@@ -95,9 +95,8 @@ SUMMARY_METRICS = ("exact_match_rate", "micro_f1", "degenerate_rate", "tone_comp
 def demo_config(config: ShoptuneConfig, out: Path, quick: bool) -> ShoptuneConfig:
     """The config the demo runs: its own folders under `out`, and smaller sizes with --quick."""
     data = replace(config.data, dir=str(out / "data"))
-    train = config.train
+    train, demo = config.train, config.demo
     if quick:
-        demo = config.demo
         data = replace(
             data,
             train_records=demo.quick_train_records,
@@ -107,8 +106,9 @@ def demo_config(config: ShoptuneConfig, out: Path, quick: bool) -> ShoptuneConfi
         train = replace(
             train, max_steps=demo.quick_max_steps, eval_steps=demo.quick_eval_steps, save_steps=demo.quick_eval_steps
         )
+        demo = replace(demo, parity_adapter_records=demo.quick_parity_adapter_records)
     serve = replace(config.serve, log_dir=str(out / "logs"), sqlite_path=str(out / "sessions.sqlite3"))
-    return replace(config, data=data, train=train, serve=serve)
+    return replace(config, data=data, train=train, serve=serve, demo=demo)
 
 
 def evaluate_endpoint(
@@ -384,7 +384,7 @@ def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool
         )
         runner.run(
             "served-path parity (guided = free-form, vLLM = in process, LoRA = PEFT)",
-            content_hash(eval_hash, merge_hash, "parity"),
+            content_hash(eval_hash, merge_hash, "parity", config.demo.parity_adapter_records),
             [paths.parity / "merged" / "parity.json", paths.parity / "adapter" / "parity.json"],
             parity,
         )

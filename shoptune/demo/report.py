@@ -103,7 +103,7 @@ def _structured_not_worse(free: dict[str, Any] | None, served: dict[str, Any] | 
     if not pairs:
         return Goal("structured >= free-form on every extraction metric", "-", "all", None)
     below = [k for k, a, b in pairs if a < b]
-    shown = "yes" if not below else "below on " + ", ".join(f"{k} ({a:.3f} < {b:.3f})" for k, a, b in pairs if a < b)
+    shown = "yes" if not below else "below on " + ", ".join(f"{k} ({a:.4f} < {b:.4f})" for k, a, b in pairs if a < b)
     return Goal("structured >= free-form on every extraction metric", shown, "all", not below)
 
 
