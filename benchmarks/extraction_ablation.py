@@ -74,12 +74,24 @@ VARIANTS: dict[str, Variant] = {
     "extract-only-name-1600": Variant(
         "extraction records only, schema-name instruction, 100 steps x 16 (1,600 records), lr 2e-3, no dropout",
         data={"task_mix": {"extract": 1.0}, "extraction_prompt": "name"},
-        train={"max_steps": 100, "per_device_batch_size": 16, "learning_rate": 2e-3, "lora_dropout": 0.0},
+        train={
+            "max_steps": 100,
+            "per_device_batch_size": 16,
+            "gradient_accumulation_steps": 1,
+            "learning_rate": 2e-3,
+            "lora_dropout": 0.0,
+        },
     ),
     "extract-only-name-3200": Variant(
         "as extract-only-name-1600 with twice the examples: 200 steps x 16 (3,200 distinct records)",
         data={"task_mix": {"extract": 1.0}, "extraction_prompt": "name", "train_records": 3600},
-        train={"max_steps": 200, "per_device_batch_size": 16, "learning_rate": 2e-3, "lora_dropout": 0.0},
+        train={
+            "max_steps": 200,
+            "per_device_batch_size": 16,
+            "gradient_accumulation_steps": 1,
+            "learning_rate": 2e-3,
+            "lora_dropout": 0.0,
+        },
     ),
 }
 
