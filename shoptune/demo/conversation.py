@@ -212,7 +212,7 @@ def play(base_url: str, api_key: str, say=print, handwritten: list[dict[str, Any
         for flag in turn.flags:
             say(f"    ! {flag}")
     extractions = []
-    for (schema, text, expected), (status, body) in zip(EXTRACTIONS, answered, strict=False):
+    for (schema, text, expected), (status, body) in zip(EXTRACTIONS, answered[: len(EXTRACTIONS)], strict=True):
         data = body.get("data") if status == 200 else None
         row = {
             "schema": schema,
