@@ -54,6 +54,14 @@ class Variant:
 
 MIX_EXTRACT_70 = {"extract": 0.7, "recommend": 0.1, "faq": 0.08, "chat": 0.06, "refusal": 0.06}
 
+EXTRACT_ONLY_TRAIN = {
+    "per_device_batch_size": 16,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 2e-3,
+    "lora_dropout": 0.0,
+}
+"""16 records a step, lr 2e-3, no LoRA dropout: the extract-only variants differ only in steps."""
+
 VARIANTS: dict[str, Variant] = {
     "shipped-prompt": Variant(
         "0c9baa7's instruction and mix (50% extraction), compact targets, 120 steps x 4, lr 7e-4",
@@ -74,24 +82,12 @@ VARIANTS: dict[str, Variant] = {
     "extract-only-name-1600": Variant(
         "extraction records only, schema-name instruction, 100 steps x 16 (1,600 records), lr 2e-3, no dropout",
         data={"task_mix": {"extract": 1.0}, "extraction_prompt": "name"},
-        train={
-            "max_steps": 100,
-            "per_device_batch_size": 16,
-            "gradient_accumulation_steps": 1,
-            "learning_rate": 2e-3,
-            "lora_dropout": 0.0,
-        },
+        train={**EXTRACT_ONLY_TRAIN, "max_steps": 100},
     ),
     "extract-only-name-3200": Variant(
         "as extract-only-name-1600 with twice the examples: 200 steps x 16 (3,200 distinct records)",
         data={"task_mix": {"extract": 1.0}, "extraction_prompt": "name", "train_records": 3600},
-        train={
-            "max_steps": 200,
-            "per_device_batch_size": 16,
-            "gradient_accumulation_steps": 1,
-            "learning_rate": 2e-3,
-            "lora_dropout": 0.0,
-        },
+        train={**EXTRACT_ONLY_TRAIN, "max_steps": 200},
     ),
 }
 

@@ -174,9 +174,11 @@ def _play_session(client: Any, lang: str, session: str, questions: list[tuple[st
     return turns
 
 
-def _extract(client: Any, schema: str, text: str) -> tuple[int, dict[str, Any]]:
+def _extract(client: Any, schema: str, text: str) -> tuple[int, dict[str, Any] | None, str | None]:
+    """`/v1/extract`'s status, its object (None unless 200) and its error message."""
     response = client.post("/v1/extract", json={"text": text, "schema": schema})
-    return response.status_code, response.json()
+    body = response.json()
+    return response.status_code, body.get("data") if response.status_code == 200 else None, body.get("error")
 
 
 def play(base_url: str, api_key: str, say=print, handwritten: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -212,23 +214,21 @@ def play(base_url: str, api_key: str, say=print, handwritten: list[dict[str, Any
         for flag in turn.flags:
             say(f"    ! {flag}")
     extractions = []
-    for (schema, text, expected), (status, body) in zip(EXTRACTIONS, answered[: len(EXTRACTIONS)], strict=True):
-        data = body.get("data") if status == 200 else None
+    for (schema, text, expected), (status, data, error) in zip(EXTRACTIONS, answered[: len(EXTRACTIONS)], strict=True):
         row = {
             "schema": schema,
             "text": text,
             "status": status,
             "data": data,
             "expected": expected,
-            "error": body.get("error"),
+            "error": error,
             "flags": extraction_flags(data, expected),
         }
         extractions.append(row)
-        say(f"  [extract {schema}] {text}\n    -> {data or body.get('error')}")
+        say(f"  [extract {schema}] {text}\n    -> {data or error}")
         for flag in row["flags"]:
             say(f"    ! {flag}")
     outputs = {}
-    for record, (status, body) in zip(handwritten, answered[len(EXTRACTIONS) :], strict=True):
-        data = body.get("data") if status == 200 else None
+    for record, (_, data, _) in zip(handwritten, answered[len(EXTRACTIONS) :], strict=True):
         outputs[record["id"]] = json.dumps(data, ensure_ascii=False) if data is not None else ""
     return {"turns": [asdict(t) for t in turns], "extractions": extractions, "handwritten": outputs}

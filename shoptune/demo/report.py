@@ -102,8 +102,8 @@ def _structured_not_worse(free: dict[str, Any] | None, served: dict[str, Any] | 
     pairs = [(k, a, b) for k, a, b in pairs if a is not None and b is not None]
     if not pairs:
         return Goal("structured >= free-form on every extraction metric", "-", "all", None)
-    below = [k for k, a, b in pairs if a < b]
-    shown = "yes" if not below else "below on " + ", ".join(f"{k} ({a:.4f} < {b:.4f})" for k, a, b in pairs if a < b)
+    below = [(k, a, b) for k, a, b in pairs if a < b]
+    shown = "yes" if not below else "below on " + ", ".join(f"{k} ({a:.4f} < {b:.4f})" for k, a, b in below)
     return Goal("structured >= free-form on every extraction metric", shown, "all", not below)
 
 
