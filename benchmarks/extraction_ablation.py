@@ -84,6 +84,11 @@ VARIANTS: dict[str, Variant] = {
         data={"task_mix": {"extract": 1.0}, "extraction_prompt": "name"},
         train={**EXTRACT_ONLY_TRAIN, "max_steps": 100},
     ),
+    "extract-only-name-1600-b8": Variant(
+        "as extract-only-name-1600 with twice the optimizer steps at the same compute: 200 steps x 8",
+        data={"task_mix": {"extract": 1.0}, "extraction_prompt": "name"},
+        train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 8, "max_steps": 200},
+    ),
     "extract-only-name-3200": Variant(
         "as extract-only-name-1600 with twice the examples: 200 steps x 16 (3,200 distinct records)",
         data={"task_mix": {"extract": 1.0}, "extraction_prompt": "name", "train_records": 3600},
