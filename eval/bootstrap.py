@@ -3,11 +3,9 @@ compare two reports on the same data."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-
-Statistic = Callable[[np.ndarray], float]
 
 
 def bootstrap_interval(values: Sequence[float], *, samples: int, seed: int, confidence: float = 0.95) -> list[float]:

@@ -22,10 +22,8 @@ How these figures compare with published ones is in the README ("Planning a GPU 
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 from shoptune.config.schema import ShoptuneConfig
 
@@ -163,10 +161,6 @@ def estimate(config: ShoptuneConfig, model_config: dict, *, peak_tflops: float |
     )
 
 
-def read_model_config(model_dir: Path) -> dict:
-    return json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
-
-
 def render(est: Estimate, config: ShoptuneConfig, steps: int | None) -> str:
     train = config.train
     lines = [
@@ -204,7 +198,3 @@ def planned_steps(config: ShoptuneConfig, train_records: int | None) -> int | No
         return None
     per_step = config.train.per_device_batch_size * config.train.gradient_accumulation_steps
     return math.ceil(train_records / per_step * config.train.epochs)
-
-
-def as_dict(est: Estimate) -> dict:
-    return asdict(est)

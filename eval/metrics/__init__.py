@@ -13,7 +13,6 @@ from typing import Any
 
 from shoptune.eval.metrics import degenerate, extraction, grounding, overlap, refusal, tone
 
-SampleScore = dict[str, Any]
 MetricFn = Callable[[dict[str, Any], str | None], dict[str, float | None]]
 
 

@@ -247,14 +247,10 @@ class TrainConfig(ConfigSection):
         return problems
 
 
-RATE_METRICS = ("json_valid_rate", "schema_valid_rate", "exact_match_rate")
-
-
 @dataclass(frozen=True)
 class EvalConfig(ConfigSection):
     """How a model is evaluated and which figures a CI job gates on."""
 
-    split: Literal["train", "val", "test"] = "test"
     max_new_tokens: int = 256
     temperature: float = 0.0
     """0 means greedy: evaluations must be repeatable."""

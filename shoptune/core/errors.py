@@ -11,7 +11,6 @@ report, these are answers. Exit codes (also in `shoptune --help`):
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_VERDICT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_ENVIRONMENT = 3

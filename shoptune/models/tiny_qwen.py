@@ -67,8 +67,6 @@ NON_SPECIAL_ADDED_TOKENS = (
 QWEN25_VOCAB_SIZE = 151936
 """Embedding rows in every Qwen2.5 checkpoint (the tokenizer uses 151,665 of them)."""
 
-QWEN25_DEFAULT_SYSTEM_PROMPT = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
-
 TINY_QWEN_ARCHITECTURE: dict[str, Any] = {
     "hidden_size": 128,
     "intermediate_size": 384,
