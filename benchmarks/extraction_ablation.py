@@ -54,6 +54,9 @@ class Variant:
 
 MIX_EXTRACT_70 = {"extract": 0.7, "recommend": 0.1, "faq": 0.08, "chat": 0.06, "refusal": 0.06}
 
+EXTRACT_ONLY_DATA = {"task_mix": {"extract": 1.0}, "extraction_prompt": "name"}
+"""Extraction records only, with the schema-name instruction."""
+
 EXTRACT_ONLY_TRAIN = {
     "per_device_batch_size": 16,
     "gradient_accumulation_steps": 1,
@@ -81,17 +84,17 @@ VARIANTS: dict[str, Variant] = {
     ),
     "extract-only-name-1600": Variant(
         "extraction records only, schema-name instruction, 100 steps x 16 (1,600 records), lr 2e-3, no dropout",
-        data={"task_mix": {"extract": 1.0}, "extraction_prompt": "name"},
+        data=EXTRACT_ONLY_DATA,
         train={**EXTRACT_ONLY_TRAIN, "max_steps": 100},
     ),
     "extract-only-name-1600-b8": Variant(
         "as extract-only-name-1600 with twice the optimizer steps at the same compute: 200 steps x 8",
-        data={"task_mix": {"extract": 1.0}, "extraction_prompt": "name"},
+        data=EXTRACT_ONLY_DATA,
         train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 8, "max_steps": 200},
     ),
     "extract-only-name-3200": Variant(
         "as extract-only-name-1600 with twice the examples: 200 steps x 16 (3,200 distinct records)",
-        data={"task_mix": {"extract": 1.0}, "extraction_prompt": "name", "train_records": 3600},
+        data={**EXTRACT_ONLY_DATA, "train_records": 3600},
         train={**EXTRACT_ONLY_TRAIN, "max_steps": 200},
     ),
 }
