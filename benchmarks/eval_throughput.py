@@ -24,7 +24,6 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -105,7 +104,7 @@ def main() -> None:
     for label, dtype in (("shoptune_vllm_concurrency_16", config.serve.dtype), ("vllm_fp32_parity", "float32")):
         server = VllmServer(
             model_dir=directory,
-            config=replace(config.serve, dtype=dtype),
+            config=config.serve.replace(dtype=dtype),
             served_name="bench",
             port=free_port(),
             log_path=out / f"vllm-{dtype}.log",

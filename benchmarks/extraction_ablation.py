@@ -26,7 +26,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -129,11 +129,10 @@ def rewrite_corpus(data_dir: Path, variant: Variant, style: str) -> None:
 
 
 def variant_config(base, variant: Variant, data_dir: Path):
-    data = replace(base.data, dir=str(data_dir), **variant.data)
-    train = replace(
-        base.train, **{"eval_steps": None, "save_steps": 10_000, "generation_eval_records": 0, **variant.train}
-    )
-    return replace(base, data=data, train=train)
+    data = base.data.replace(dir=str(data_dir), **variant.data)
+    no_mid_run_eval = {"eval_steps": None, "save_steps": 10_000, "generation_eval_records": 0}
+    train = base.train.replace(**{**no_mid_run_eval, **variant.train})
+    return base.replace(data=data, train=train)
 
 
 def score(records: list[dict[str, Any]], outputs: dict[str, str], config) -> dict[str, Any]:

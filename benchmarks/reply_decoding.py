@@ -19,7 +19,6 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +88,7 @@ def run(model: Path, data: Path, names: list[str], save: Callable[[dict[str, Any
         results = {"model": str(model), "data": str(data), "records": len(records), "variants": {}}
     with VllmServer(model, config.serve, "shop", free_port(), log_path=WORK / "reply_vllm.log") as server:
         for name in names:
-            serve = replace(config.serve, **VARIANTS[name])
+            serve = config.serve.replace(**VARIANTS[name])
             print(f"== {name}: {VARIANTS[name]}", flush=True)
             outputs = generate(server, records, serve, config.eval.concurrency)
             row = {"settings": VARIANTS[name], **score(records, outputs, task.metrics)}

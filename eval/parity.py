@@ -22,7 +22,7 @@ Writes parity.json and parity.md; exits 1 naming what failed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +130,7 @@ def served_outputs(
     loras = [LoraModule("adapter", Path(adapter))] if adapter is not None else []
     server = VllmServer(
         model_dir=Path(model_dir),
-        config=replace(config.serve, dtype=dtype),
+        config=config.serve.replace(dtype=dtype),
         served_name="parity",
         port=free_port(),
         loras=loras,

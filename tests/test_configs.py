@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
+from click.testing import CliRunner
+from pydantic import ValidationError
 
+from shoptune.cli.main import cli
 from shoptune.config import ConfigError, ShoptuneConfig, TrainConfig, load_config, write_resolved_config
 from shoptune.core.paths import CONFIGS_DIR
 
@@ -168,6 +174,26 @@ def test_cross_section_check() -> None:
 
 
 def test_sections_validate_when_built_in_python() -> None:
-    with pytest.raises(ValueError, match="lora_r: must be at least 1") as raised:
+    with pytest.raises(ValidationError) as raised:
         TrainConfig(lora_r=0, learning_rate=-1.0)
-    assert "learning_rate" in str(raised.value)
+    assert {error["loc"] for error in raised.value.errors()} == {("lora_r",), ("learning_rate",)}
+    assert "greater than or equal to 1" in str(raised.value) and "must be a positive number" in str(raised.value)
+
+
+def _printed_schema() -> dict:
+    result = CliRunner().invoke(cli, ["config", "schema"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_printed_json_schema_accepts_every_shipped_config(path: Path) -> None:
+    validator = jsonschema.Draft202012Validator(_printed_schema())
+    assert not list(validator.iter_errors(yaml.safe_load(path.read_text(encoding="utf-8"))))
+
+
+def test_printed_json_schema_rejects_what_the_loader_rejects() -> None:
+    validator = jsonschema.Draft202012Validator(_printed_schema())
+    bad = {"train": {"lora_r": 0, "lerning_rate": 1e-4, "precision": "fp8"}, "serve": {"dtype": 16}}
+    failing = {tuple(error.absolute_path) for error in validator.iter_errors(bad)}
+    assert {("train", "lora_r"), ("train",), ("train", "precision"), ("serve", "dtype")} <= failing

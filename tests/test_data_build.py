@@ -57,9 +57,7 @@ def test_build_is_byte_identical_for_a_seed_and_differs_for_another(tmp_path: Pa
     build_dataset(DEFAULT.data, second)
     for name in ("train.jsonl", "val.jsonl", "test.jsonl", "manifest.json"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
-    from dataclasses import replace
-
-    build_dataset(replace(DEFAULT.data, seed=DEFAULT.data.seed + 1), other)
+    build_dataset(DEFAULT.data.replace(seed=DEFAULT.data.seed + 1), other)
     assert (first / "train.jsonl").read_bytes() != (other / "train.jsonl").read_bytes()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -87,7 +86,7 @@ def test_qwen_7b_against_published_figures() -> None:
     assert est.total_parameters + est.trainable_parameters == 7_655_986_688
     # LLaMA-Factory's README: ~16 GB for 7B LoRA (16-bit), ~6 GB for 7B QLoRA (4-bit).
     assert 14 <= est.total_gib <= 18
-    qlora = estimate(replace(lora, train=replace(lora.train, method="qlora")), QWEN_7B)
+    qlora = estimate(lora.replace(train=lora.train.replace(method="qlora")), QWEN_7B)
     assert 5 <= qlora.total_gib <= 8
     assert qlora.weights_gib < est.weights_gib / 2.5
     assert pytest.approx(0.516, abs=0.001) == NF4_BYTES_PER_PARAM

@@ -5,7 +5,6 @@ parity gate's comparisons (on given outputs; tests/test_parity.py runs it on a s
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -150,13 +149,13 @@ def test_the_storefront_and_the_evaluations_ask_alike() -> None:
     assert guided.pop("response_format") == response_format("order_request")
     assert guided == free == {"temperature": 0.0, "max_tokens": EXTRACTION_MAX_TOKENS}
     serve = load_config(Path("configs/cpu-smollm2.yaml")).serve
-    plain = replace(serve, repetition_penalty=1.0, reply_stop=())
+    plain = serve.replace(repetition_penalty=1.0, reply_stop=())
     assert reply_request(plain) == {
         "temperature": 0.0,
         "max_tokens": serve.max_new_tokens,
         "frequency_penalty": serve.frequency_penalty,
     }
-    tuned = reply_request(replace(serve, repetition_penalty=1.1, reply_stop=("\n4.",)))
+    tuned = reply_request(serve.replace(repetition_penalty=1.1, reply_stop=("\n4.",)))
     assert tuned["extra_body"] == {"repetition_penalty": 1.1} and tuned["stop"] == ["\n4."]
 
 

