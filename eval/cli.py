@@ -216,17 +216,8 @@ def gate(report_dir, baseline, config_path) -> None:
 
 
 def _summary(report: dict, out_dir: Path) -> None:
+    from shoptune.eval.metrics.reported import SUMMARY
+
     metrics = report["metrics"]
-    shown = ", ".join(
-        f"{k} {metrics[k]:.3f}"
-        for k in (
-            "json_valid_rate",
-            "schema_valid_rate",
-            "exact_match_rate",
-            "recommend_grounded_rate",
-            "tone_compliance_rate",
-            "refusal_in_role_rate",
-        )
-        if k in metrics
-    )
+    shown = ", ".join(f"{k} {metrics[k]:.3f}" for k in SUMMARY if k in metrics)
     click.echo(f"{report['n']} records: {shown}; report in {out_dir}")

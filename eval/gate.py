@@ -1,8 +1,9 @@
 """`shoptune eval gate DIR [--baseline DIR]`: the CI verdict on a report.
 
-Fails (exit 1, one line per failure) when a metric is below its threshold (`eval.gates` in the
-report's own resolved config, or in --config), when a gated metric was not measured, or, with a
-baseline, when a metric is worse than the baseline beyond its 95% paired-bootstrap interval.
+Fails (exit 1, one line per failure) when a metric is on the wrong side of its threshold
+(`eval.gates` in the report's own resolved config, or in --config: a floor, or a ceiling for a
+lower-is-better metric such as `degenerate_rate`), when a gated metric was not measured, or, with
+a baseline, when a metric is worse than the baseline beyond its 95% paired-bootstrap interval.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from shoptune.config import ShoptuneConfig, load_config
 from shoptune.core.errors import BadInputError
+from shoptune.eval.metrics.reported import lower_is_better
 from shoptune.eval.runner import compare
 from shoptune.eval.scoring import ScoredSample
 
@@ -38,7 +40,9 @@ def check_gates(report_dir: Path, *, config: ShoptuneConfig | None = None, basel
         value = _metric(report, name)
         if value is None:
             failures.append(f"{name}: not measured in {report_dir} (gate {threshold})")
-        elif value < threshold:
+        elif lower_is_better(name) and value > threshold:
+            failures.append(f"{name}: {value:.4f} is above the ceiling {threshold} (lower is better)")
+        elif not lower_is_better(name) and value < threshold:
             failures.append(f"{name}: {value:.4f} is below the threshold {threshold}")
     if baseline is not None:
         _report(baseline)

@@ -14,29 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from shoptune.core.atomic import atomic_write_json, atomic_write_text
+from shoptune.eval.metrics.reported import (
+    COUNT_SCORES,
+    FIELD_VIEWS,
+    HEADLINE,
+    REPORTED,
+    TASK_HEADLINE,
+    score_lower_is_better,
+    score_marks_failure,
+)
 from shoptune.eval.scoring import ScoredSample
 
-HEADLINE = (
-    "exact_match_rate",
-    "micro_f1",
-    "json_valid_rate",
-    "schema_valid_rate",
-    "recommend_grounded_rate",
-    "hallucinated_product_rate",
-    "faq_grounded_rate",
-    "history_resolved_rate",
-    "tone_compliance_rate",
-    "refusal_in_role_rate",
-    "degenerate_rate",
-    "chrf",
-    "rouge_l",
-)
-"""Report order: extraction's exact match and micro-F1 lead (a null answer cannot score on them);
-JSON validity is a precondition, not the result."""
-FIELD_VIEWS = ("field_recall", "field_invented_rate", "field_accuracy")
 RED = '<span style="color:#c00">{}</span>'
-LOWER_IS_BETTER_SCORES = ("invented:", "degenerate")
-"""Per-record scores where 1 marks the failure (a value invented, a reply that loops)."""
 
 
 def write_report(out_dir: Path, report: dict[str, Any], samples: Sequence[ScoredSample]) -> None:
@@ -143,7 +132,7 @@ def render_html(report: dict[str, Any], samples: Sequence[ScoredSample], others:
     field_series = {
         f: {name: r["metrics"].get("field_recall", {}).get(f) for name, r in reports.items()} for f in fields
     }
-    headline = [k for k in HEADLINE if k in report["metrics"] and k not in ("chrf", "rouge_l")]
+    headline = [k for k in HEADLINE if k in report["metrics"] and not REPORTED[k].diagnostic]
     task_series = {t: {name: _task_headline(r, t) for name, r in reports.items()} for t in report["by_task"]}
     lang_series = {
         lang: {
@@ -181,28 +170,12 @@ structured output {"on" if report["mode"]["structured_output"] else "off"}.</p>
 </body></html>"""
 
 
-TASK_HEADLINE = {
-    "extract": "exact_match_rate",
-    "recommend": "recommend_grounded_rate",
-    "faq": "faq_grounded_rate",
-    "chat": "history_resolved_rate",
-    "refusal": "refusal_in_role_rate",
-}
-
-
 def _task_headline(report: dict[str, Any], task: str) -> float | None:
     return report.get("by_task", {}).get(task, {}).get("metrics", {}).get(TASK_HEADLINE.get(task, ""))
 
 
-def _failed(key: str, value: float | None) -> bool:
-    """A per-record score that marks a failure: 0 for higher-is-better scores, 1 for the others."""
-    if value is None or key.startswith(("f1_", "listed", "hallucinated")):
-        return False
-    return value == 1.0 if key.startswith(LOWER_IS_BETTER_SCORES) else value == 0.0
-
-
 def _worst_row(sample: ScoredSample) -> str:
-    failed = ", ".join(k for k, v in sample.scores.items() if _failed(k, v))
+    failed = ", ".join(k for k, v in sample.scores.items() if score_marks_failure(k, v))
     cells = [
         html.escape(sample.record["id"]),
         sample.record["task"],
@@ -217,9 +190,9 @@ def _worst_row(sample: ScoredSample) -> str:
 def _badness(sample: ScoredSample) -> float:
     total = 0.0
     for key, value in sample.scores.items():
-        if value is None or key.startswith(("f1_", "listed", "hallucinated")):
+        if value is None or key in COUNT_SCORES:
             continue
-        total += min(1.0, value) if key.startswith(LOWER_IS_BETTER_SCORES) else 1.0 - min(1.0, value)
+        total += min(1.0, value) if score_lower_is_better(key) else 1.0 - min(1.0, value)
     return total
 
 

@@ -23,16 +23,9 @@ from shoptune.data.check import iter_lines, parse_json_line
 from shoptune.data.reading import read_records
 from shoptune.eval.backends import Prediction
 from shoptune.eval.bootstrap import paired_difference, verdict
+from shoptune.eval.metrics.reported import FIELD_VIEWS, MEANS, lower_is_better
 from shoptune.eval.report import write_report
-from shoptune.eval.scoring import (
-    MEAN_KEYS,
-    RATE_KEYS,
-    ScoredSample,
-    aggregate,
-    breakdowns,
-    lower_is_better,
-    score_samples,
-)
+from shoptune.eval.scoring import ScoredSample, aggregate, breakdowns, score_samples
 from shoptune.eval.tasks import EvalTask
 
 Log = Callable[[str], None]
@@ -91,11 +84,12 @@ def compare(samples: Sequence[ScoredSample], baseline_dir: Path, *, bootstrap_sa
         )
     rows = {}
     field_keys = {
-        f"{view}.{key.split(':', 1)[1]}": key
-        for view, prefix in (("field_recall", "recall:"), ("field_invented_rate", "invented:"))
-        for key in sorted({k for s in samples for k in s.scores if k.startswith(prefix)})
+        f"{view.name}.{key.split(':', 1)[1]}": key
+        for view in FIELD_VIEWS.values()
+        if view.compared
+        for key in sorted({k for s in samples for k in s.scores if k.startswith(f"{view.score_prefix}:")})
     }
-    for name, key in {**RATE_KEYS, **MEAN_KEYS, **field_keys}.items():
+    for name, key in {**MEANS, **field_keys}.items():
         pairs = [(s.scores.get(key), base_scores[s.record["id"]].get(key)) for s in samples]
         pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
         if not pairs:

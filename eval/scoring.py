@@ -13,41 +13,10 @@ from typing import Any
 
 from shoptune.eval.bootstrap import bootstrap_interval
 from shoptune.eval.metrics import METRICS
+from shoptune.eval.metrics.reported import FIELD_VIEWS, MEANS
 from shoptune.eval.parsing import parse_json_output
 
 DEFAULT_METRICS = tuple(METRICS)
-RATE_KEYS = {
-    "json_valid_rate": "json_valid",
-    "schema_valid_rate": "schema_valid",
-    "exact_match_rate": "exact_match",
-    "recommend_grounded_rate": "recommend_grounded",
-    "faq_grounded_rate": "faq_grounded",
-    "history_resolved_rate": "history_resolved",
-    "tone_compliance_rate": "tone_compliant",
-    "refusal_in_role_rate": "refusal_in_role",
-    "degenerate_rate": "degenerate",
-}
-LOWER_IS_BETTER = frozenset({"degenerate_rate", "hallucinated_product_rate"})
-"""Rates where a rise is a regression: paired verdicts and reports read them the other way."""
-
-
-def lower_is_better(metric: str) -> bool:
-    """`degenerate_rate`, `field_invented_rate.<field>`, ...: a rise is a regression."""
-    return metric in LOWER_IS_BETTER or metric.startswith("field_invented_rate.")
-
-
-MEAN_KEYS = {
-    "chrf": "chrf",
-    "rouge_l": "rouge_l",
-    "faq_fact_recall": "faq_fact_recall",
-    "recommend_reference_recall": "recommend_reference_recall",
-    "judge_score": "judge_score",
-}
-
-
-FIELD_VIEWS = {"field_recall": "recall", "field_invented_rate": "invented", "field_accuracy": "field"}
-"""Per-field views of extraction: recall on non-null gold values, the rate of values invented where
-the gold is null, and plain accuracy (which counts a null predicted for a null gold as right)."""
 
 
 @dataclass(frozen=True)
@@ -103,19 +72,19 @@ def aggregate(samples: Sequence[ScoredSample], *, bootstrap_samples: int, seed: 
             metrics[name] = sum(values) / len(values)
             intervals[name] = bootstrap_interval(values, samples=bootstrap_samples, seed=seed)
 
-    for name, key in {**RATE_KEYS, **MEAN_KEYS}.items():
-        add(name, _values(samples, key))
+    for name, score in MEANS.items():
+        add(name, _values(samples, score))
     extraction = [s for s in samples if s.record["task"] == "extract"]
     if extraction:
         fields = sorted({k.split(":", 1)[1] for s in extraction for k in s.scores if k.startswith("field:")})
-        for view, prefix in FIELD_VIEWS.items():
+        for view in FIELD_VIEWS.values():
             per_field = {}
             for field in fields:
-                values = _values(extraction, f"{prefix}:{field}")
+                values = _values(extraction, f"{view.score_prefix}:{field}")
                 if values:
                     per_field[field] = sum(values) / len(values)
-                    intervals[f"{view}.{field}"] = bootstrap_interval(values, samples=bootstrap_samples, seed=seed)
-            metrics[view] = per_field
+                    intervals[f"{view.name}.{field}"] = bootstrap_interval(values, samples=bootstrap_samples, seed=seed)
+            metrics[view.name] = per_field
         tp, fp, fn = (sum(_values(extraction, f"f1_{k}")) for k in ("tp", "fp", "fn"))
         metrics["micro_f1"] = 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else 1.0
         metrics["extraction_records"] = len(extraction)

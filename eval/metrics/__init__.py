@@ -1,8 +1,8 @@
-"""Metrics: small pure functions over one record, registered by name with whether higher is better.
+"""Metrics: small pure functions over one record, registered by name with the tasks they score.
 
-Each metric returns, per record, a value in [0, 1] (or None when it does not apply to that
-record); the report aggregates them as means with bootstrap intervals. `METRICS` is the
-registry an evaluation task (eval/tasks/*.yaml) names metrics from.
+Each metric returns, per record, scores in [0, 1] (or None where one does not apply to that
+record). `METRICS` is the registry an evaluation task (eval/tasks/*.yaml) names metrics from;
+`reported.py` says how the scores aggregate into a report's figures and which way is better.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ class Metric:
     fn: MetricFn
     """(record, raw output) -> {score name: value or None}."""
     tasks: tuple[str, ...]
-    higher_is_better: bool = True
     description: str = ""
 
 
@@ -69,7 +68,6 @@ METRICS: dict[str, Metric] = {
             "degenerate",
             degenerate.score_record,
             ("recommend", "faq", "chat", "refusal"),
-            higher_is_better=False,
             description="replies that loop, repeat a list line or SKU, or only greet",
         ),
         Metric(

@@ -237,7 +237,8 @@ class EvalConfig(ConfigSection):
     seed: int = 0
 
     gates: dict[str, Number] = Field(default_factory=dict)
-    """Minimum value per metric, e.g. {json_valid_rate: 0.95}; `eval gate` fails below it."""
+    """Threshold per reported metric, e.g. {exact_match_rate: 0.8, degenerate_rate: 0.01}: `eval gate`
+    fails below it, or above it for a lower-is-better metric (eval/metrics/reported.py says which)."""
 
     judge_endpoint: str | None = None
     """LLM-as-judge (off when None): an OpenAI-compatible base URL that grades non-extraction answers

@@ -89,9 +89,6 @@ class DemoPaths:
         return self.root / "logs"
 
 
-SUMMARY_METRICS = ("exact_match_rate", "micro_f1", "degenerate_rate", "tone_compliance_rate", "refusal_in_role_rate")
-
-
 def demo_config(config: ShoptuneConfig, out: Path, quick: bool) -> ShoptuneConfig:
     """The config the demo runs: its own folders under `out`, and smaller sizes with --quick."""
     data = config.data.replace(dir=str(out / "data"))
@@ -124,6 +121,7 @@ def evaluate_endpoint(
     baseline: Path | None = None,
 ) -> dict[str, Any]:
     from shoptune.eval.backends import EndpointBackend
+    from shoptune.eval.metrics.reported import SUMMARY
     from shoptune.eval.runner import run_evaluation, select_records
     from shoptune.eval.tasks import load_task
     from shoptune.serve.decoding import reply_request
@@ -150,7 +148,7 @@ def evaluate_endpoint(
         log=log,
     )
     metrics = report["metrics"]
-    shown = [k for k in SUMMARY_METRICS if k in metrics]
+    shown = [k for k in SUMMARY if k in metrics]
     log(f"  {model_name}: " + ", ".join(f"{key} {metrics[key]:.3f}" for key in shown))
     return {key: metrics[key] for key in shown}
 

@@ -12,11 +12,11 @@ from typing import Any
 
 from shoptune.core.atomic import atomic_write_text
 from shoptune.demo.stages import StageResult, StageRunner
-from shoptune.eval.report import HEADLINE, bar_chart
+from shoptune.eval.metrics.reported import EXTRACTION, HEADLINE
+from shoptune.eval.report import bar_chart
 
 COLUMNS = (("base", "eval-base"), ("tuned", "eval-tuned"), ("tuned + structured (served)", "eval-tuned-guided"))
 SERVED = "tuned + structured (served)"
-EXTRACTION_ROWS = ("exact_match_rate", "micro_f1", "json_valid_rate", "schema_valid_rate")
 RECALL_GOALS = {"order_id": 0.98}
 """Non-null recall goal per field; every other field: `RECALL_GOAL`."""
 RECALL_GOAL = 0.85
@@ -97,7 +97,7 @@ def _no_worse_than_base(served: dict[str, Any] | None) -> Goal:
 
 
 def _structured_not_worse(free: dict[str, Any] | None, served: dict[str, Any] | None) -> Goal:
-    keys = [*EXTRACTION_ROWS, *(f"field_recall.{f}" for f in (_metric_fields(served)))]
+    keys = [*EXTRACTION, *(f"field_recall.{f}" for f in (_metric_fields(served)))]
     pairs = [(k, _metric(served, k), _metric(free, k)) for k in keys]
     pairs = [(k, a, b) for k, a, b in pairs if a is not None and b is not None]
     if not pairs:
@@ -188,7 +188,7 @@ def _mark(met: bool | None) -> str:
 def _extraction_table(reports: dict[str, dict[str, Any]]) -> list[str]:
     labels = list(reports)
     fields = sorted({f for r in reports.values() for f in (r["metrics"].get("field_recall") or {})})
-    keys = [*EXTRACTION_ROWS, *(f"field_recall.{f}" for f in fields), *(f"field_invented_rate.{f}" for f in fields)]
+    keys = [*EXTRACTION, *(f"field_recall.{f}" for f in fields), *(f"field_invented_rate.{f}" for f in fields)]
     lines = ["| extraction metric | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     lines += [f"| {k} | " + " | ".join(_with_interval(reports[label], k) for label in labels) + " |" for k in keys]
     return lines
@@ -214,7 +214,7 @@ def _verdict_table(served: dict[str, Any] | None) -> list[str]:
 
 def _other_metrics(reports: dict[str, dict[str, Any]]) -> list[str]:
     labels = list(reports)
-    keys = [k for k in HEADLINE if k not in EXTRACTION_ROWS and any(k in r["metrics"] for r in reports.values())]
+    keys = [k for k in HEADLINE if k not in EXTRACTION and any(k in r["metrics"] for r in reports.values())]
     lines = ["| metric | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     lines += [f"| {k} | " + " | ".join(_with_interval(reports[label], k) for label in labels) + " |" for k in keys]
     return lines
@@ -345,7 +345,7 @@ def write_demo_report(out: Path, runner: StageRunner) -> dict[str, Any]:
 
     fields = _metric_fields(served)
     field_series = {f: {label: _metric(r, f"field_recall.{f}") for label, r in reports.items()} for f in fields}
-    headline = {k: {label: _metric(r, k) for label, r in reports.items()} for k in EXTRACTION_ROWS}
+    headline = {k: {label: _metric(r, k) for label, r in reports.items()} for k in EXTRACTION}
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>shoptune demo report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}
 table{{border-collapse:collapse;margin:.5em 0}} pre{{white-space:pre-wrap;margin:0}}
