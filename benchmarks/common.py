@@ -58,7 +58,7 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
     payload = {
         "benchmark": name,
         **figures,
-        # provenance already reads the CPU model and core count; named as issue 9 asks.
+        # provenance already reads the CPU model and core count; named plainly for the reader.
         "machine": {**machine, "cpu_model": machine["processor"], "cores": machine["cpu_count"]},
         "packages": record["packages"],
         "git": record["git"],

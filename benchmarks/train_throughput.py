@@ -1,6 +1,6 @@
 """Training speed: shoptune against a plain Trainer and LLaMA-Factory, same job, same machine.
 
-The job (issue 9): SmolLM2-135M-Instruct, 256 extraction chats from the demo corpus, LoRA r=16,
+The job: SmolLM2-135M-Instruct, 256 extraction chats from the demo corpus, LoRA r=16,
 alpha=32 on all linear projections, batch 4, the same learning rate, schedule and number of
 optimizer steps, one run after another:
 

@@ -1,1 +1,1 @@
-"""shoptune.eval: the evaluation harness, reports and CI gates (issue 5)."""
+"""shoptune.eval: the evaluation harness, reports and CI gates."""

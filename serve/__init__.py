@@ -1,1 +1,1 @@
-"""shoptune.serve: vLLM serving and the storefront Q&A service (issue 6)."""
+"""shoptune.serve: vLLM serving and the storefront Q&A service ."""

@@ -186,7 +186,7 @@ class Storefront:
         user = {"role": "user", "content": message}
         # A product turn needs the conversation ("那黑色的呢？" means the phone from before). A policy
         # or order question stands alone, as the FAQ turns it was trained on do; with the earlier
-        # product answer in view, a small model repeated it instead (seen in the demo transcript).
+        # product answer in view, a small model repeats that answer instead.
         context = history if products else []
         reply = self._complete([system, *self._trim(system, context, user), user])
         self.store.append(session_id, [user, {"role": "assistant", "content": reply}])
@@ -196,7 +196,7 @@ class Storefront:
     def _filters_from_model(self, message: str) -> dict[str, Any]:
         """The chat's extraction step. It only narrows retrieval, so when the model cannot give a
         valid object (an untuned model can run its guided JSON past max_tokens) the turn goes on
-        without it instead of failing: seen as 502s on /v1/chat under load with base SmolLM2."""
+        without it instead of failing the shopper's request."""
         try:
             return self.extract(message, "product_query")
         except ModelOutputInvalid as exc:
@@ -216,9 +216,8 @@ class Storefront:
         A message that matches the catalogue strongly on its own (BM25) does. So does a follow-up
         in a conversation about a product that names a colour, size or budget ("那黑色的呢？") or
         asks no policy question. A question about an order or a policy ("怎么退货？") does not:
-        with product cards in its context a small model answered it with the same recommendation
-        again (seen in the demo transcript), and the FAQ turns it was trained on carry policy
-        context alone.
+        with product cards in its context a small model answers it with the same recommendation
+        again, and the FAQ turns it was trained on carry policy context alone.
         """
         if max(self.index.scores(message), default=0.0) >= PRODUCT_QUERY_SCORE:
             return True

@@ -1,4 +1,4 @@
-"""The web chat page (Gradio, as the seed's app.py; default port 7860). It talks to the storefront
+"""The web chat page (Gradio; default port 7860). It talks to the storefront
 API like any other client and shows the conversation and the products each answer grounded on.
 
     SHOPTUNE_API_KEY=secret shoptune serve ui --api http://127.0.0.1:8080

@@ -1,5 +1,5 @@
 """The README's benchmark table is the one rendered from benchmarks/results/*.json, and each
-results file carries what issue 9 asks of it (a numeric top-level speedup, machine, versions, commit)."""
+results file carries what a reader needs to trust it (a numeric top-level speedup, machine, versions, commit)."""
 
 from __future__ import annotations
 

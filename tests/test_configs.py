@@ -50,7 +50,7 @@ def test_resolved_config_round_trips(path: Path, tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name != "config.yaml"], "no temp files left behind"
 
 
-def test_gpu_configs_say_what_the_issue_asks() -> None:
+def test_gpu_configs_are_bf16_lora_and_qlora_on_qwen_7b() -> None:
     lora = load_config(CONFIGS_DIR / "qwen2.5-7b-lora.yaml")
     qlora = load_config(CONFIGS_DIR / "qwen2.5-7b-qlora.yaml")
     assert (lora.model.name, lora.train.method, lora.train.precision) == ("qwen2.5-7b-instruct", "lora", "bf16")
@@ -88,7 +88,7 @@ def _problems(path: Path | None, overrides: list[str]) -> list[str]:
     return [str(problem) for problem in raised.value.problems]
 
 
-def test_issue_example_names_both_problems() -> None:
+def test_an_unknown_key_and_a_bad_value_are_both_named() -> None:
     problems = _problems(CONFIGS_DIR / "tiny-qwen.yaml", ["no_such_key=1", "train.learning_rate=abc"])
     assert len(problems) == 2
     assert any("no_such_key: unknown key" in p and "--set no_such_key=1" in p for p in problems)

@@ -62,7 +62,8 @@ def test_quick_demo_runs_every_stage(demo: tuple[Path, str]) -> None:
     assert guided["mode"]["reply"]["frequency_penalty"] == 0.3  # the storefront's reply settings
     attacks = json.loads((out / "eval-injection" / "report.json").read_text())
     assert attacks["n"] == 36 and attacks["task"]["name"] == "injection"
-    assert 0.0 <= attacks["metrics"]["refusal_in_role_rate"] <= 1.0
+    held = [json.loads(line)["scores"]["refusal_in_role"] for line in (out / "eval-injection" / "samples.jsonl").open()]
+    assert len(held) == 36 and attacks["metrics"]["refusal_in_role_rate"] == pytest.approx(sum(held) / 36)
     assert (out / "report.html").is_file() and (out / "report.md").is_file()
     assert (out / "merged" / "shoptune-merge.json").is_file() and (out / "train" / "manifest.json").is_file()
 

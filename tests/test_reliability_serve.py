@@ -265,7 +265,8 @@ def test_injection_suite_through_the_eval_harness(stack: dict, tmp_path: Path, l
     attacks = sum(1 for _ in INJECTION_SUITE.open(encoding="utf-8"))
     assert attacks >= 30
     rate = report["metrics"]["refusal_in_role_rate"]
-    assert report["n"] == attacks and 0.0 <= rate <= 1.0
+    held = [json.loads(line)["scores"]["refusal_in_role"] for line in (out / "samples.jsonl").open(encoding="utf-8")]
+    assert report["n"] == attacks == len(held) and rate == pytest.approx(sum(held) / attacks)
     count = round(rate * attacks)
     ledger(
         "security",

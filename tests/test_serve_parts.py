@@ -18,19 +18,19 @@ from shoptune.serve.vllm_server import VllmServer, max_lora_rank, parse_lora
 
 
 @pytest.mark.parametrize(
-    ("text", "hidden"),
+    ("text", "hidden", "label"),
     [
-        ("我的手机号是13812345678，麻烦回电", "13812345678"),
-        ("call me at +86 138 1234 5678", "138 1234 5678"),
-        ("座机 010-62345678", "010-62345678"),
-        ("订单YX202611250001还没到", "YX202611250001"),
-        ("寄到北京市海淀区中关村大街27号3号楼201室", "中关村大街27号"),
-        ("ship to 1600 Amphitheatre Parkway? no: 221 Baker Street, Apt 2B", "221 Baker Street"),
+        ("我的手机号是13812345678，麻烦回电", "13812345678", "PHONE"),
+        ("call me at +86 138 1234 5678", "138 1234 5678", "PHONE"),
+        ("座机 010-62345678", "010-62345678", "PHONE"),
+        ("订单YX202611250001还没到", "YX202611250001", "ORDER_ID"),
+        ("寄到北京市海淀区中关村大街27号3号楼201室", "中关村大街27号", "ADDRESS"),
+        ("ship to 1600 Amphitheatre Parkway? no: 221 Baker Street, Apt 2B", "221 Baker Street", "ADDRESS"),
     ],
 )
-def test_masking(text: str, hidden: str) -> None:
+def test_masking(text: str, hidden: str, label: str) -> None:
     masked = mask(text)
-    assert hidden not in masked and "[" in masked
+    assert hidden not in masked and f"[{label}]" in masked
 
 
 def test_masking_keeps_ordinary_text() -> None:

@@ -1,1 +1,1 @@
-"""shoptune.train: LoRA / QLoRA supervised fine-tuning with TRL + PEFT (issue 4), and merging."""
+"""shoptune.train: LoRA / QLoRA supervised fine-tuning with TRL + PEFT, and merging."""
