@@ -102,17 +102,12 @@ def _generate_batches(
     temperature: float,
     progress: Progress,
 ) -> list[Prediction]:
-    import torch
+    from shoptune.models.generation import new_tokens
 
     prompts = [
         tokenizer.apply_chat_template(prompt_messages(r), tokenize=False, add_generation_prompt=True) for r in records
     ]
     order = sorted(range(len(records)), key=lambda i: len(prompts[i]), reverse=True)  # similar lengths batch
-    sampling: dict[str, Any] = (
-        {"do_sample": True, "temperature": temperature}
-        if temperature > 0
-        else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-    )
     results: dict[int, Prediction] = {}
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
@@ -120,18 +115,10 @@ def _generate_batches(
             [prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
         ).to(model.device)
         started = time.perf_counter()
-        with torch.inference_mode():
-            output = model.generate(
-                **encoded,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=tokenizer.pad_token_id,
-                use_cache=True,
-                **sampling,
-            )
+        generated = new_tokens(model, tokenizer, encoded, max_new_tokens=max_new_tokens, temperature=temperature)
         seconds = (time.perf_counter() - started) / len(batch)
-        new_tokens = output[:, encoded["input_ids"].shape[1] :]
         for row, index in enumerate(batch):
-            ids = [t for t in new_tokens[row].tolist() if t != tokenizer.pad_token_id]
+            ids = [t for t in generated[row].tolist() if t != tokenizer.pad_token_id]
             text = tokenizer.decode(ids, skip_special_tokens=True)
             results[index] = Prediction(records[index]["id"], text, seconds, len(ids))
         progress(len(batch))

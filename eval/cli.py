@@ -88,12 +88,10 @@ def run(
         )
         identity = {"name": model_name, "endpoint": endpoint}
     else:
-        from shoptune.models import resolve_model_dir
+        from shoptune.models import resolve_config_model
         from shoptune.models.identity import model_identity
 
-        model_dir = resolve_model_dir(
-            model, path_override=config.model.path if model == config.model.name else None, log=say
-        )
+        model_dir = resolve_config_model(config.model, model, log=say)
         backend = TransformersBackend(
             model_dir,
             adapter_dir=adapter,
@@ -179,13 +177,11 @@ def parity(config_path, overrides, data, out_dir, model, adapter, limit) -> None
     from shoptune.eval.parity import check_parity, write_parity
     from shoptune.eval.runner import select_records
     from shoptune.eval.tasks import load_task
-    from shoptune.models import resolve_model_dir
+    from shoptune.models import resolve_config_model
 
     config = load_cli_config(config_path, overrides)
     records = select_records(data, load_task("extraction"), limit)
-    model_dir = resolve_model_dir(
-        model, path_override=config.model.path if model == config.model.name else None, log=say
-    )
+    model_dir = resolve_config_model(config.model, model, log=say)
     report = check_parity(config, records, model_dir=model_dir, adapter=adapter, log_dir=Path(out_dir), log=say)
     write_parity(out_dir, report, config)
     for line in report.failures:

@@ -57,13 +57,11 @@ def _until_signalled():
 @click.option("--name", "served_name", default=None, help="Served model name (default: serve.served_model_name).")
 def vllm(config_path, overrides, model, loras, host, port, served_name) -> None:
     """Run vLLM's OpenAI-compatible server as a managed child process until SIGTERM/Ctrl-C."""
-    from shoptune.models import resolve_model_dir
+    from shoptune.models import resolve_config_model
     from shoptune.serve.vllm_server import VllmServer, parse_lora
 
     config = load_cli_config(config_path, overrides)
-    model_dir = resolve_model_dir(
-        model, path_override=config.model.path if model == config.model.name else None, log=say
-    )
+    model_dir = resolve_config_model(config.model, model, log=say)
     server = VllmServer(
         model_dir=model_dir,
         config=config.serve,
@@ -259,9 +257,9 @@ def _vllm_ready(serve):
 
 
 def _tokenizer_dir(model: str, config) -> Path | None:
-    from shoptune.models import resolve_model_dir
+    from shoptune.models import resolve_config_model
 
     try:
-        return resolve_model_dir(model, path_override=config.model.path if model == config.model.name else None)
+        return resolve_config_model(config.model, model)
     except Exception:
         return None

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from shoptune.models.generation import encode_chat, new_tokens
 from shoptune.models.loading import DtypeName, load_causal_lm, load_tokenizer
 
 
@@ -31,27 +32,12 @@ def generate_reply(
     max_new_tokens: int = 128,
     dtype: DtypeName = "auto",
 ) -> ChatReply:
-    import torch
-
     tokenizer = load_tokenizer(model_dir)
     model = load_causal_lm(model_dir, dtype=dtype)
-    encoded = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-    ).to(model.device)
-    prompt_length = encoded["input_ids"].shape[1]
+    encoded = encode_chat(tokenizer, messages, model.device)
     started = time.perf_counter()
-    with torch.inference_mode():
-        output = model.generate(
-            **encoded,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            pad_token_id=tokenizer.pad_token_id,
-        )
+    new_ids = new_tokens(model, tokenizer, encoded, max_new_tokens=max_new_tokens)[0].tolist()
     seconds = time.perf_counter() - started
-    new_ids = output[0, prompt_length:].tolist()
     eos_ids = model.generation_config.eos_token_id
     eos_ids = set(eos_ids if isinstance(eos_ids, list) else [eos_ids])
     return ChatReply(

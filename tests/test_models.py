@@ -237,3 +237,16 @@ def test_models_list_shows_every_model(tiny_qwen_dir: Path) -> None:
 
 def test_hub_is_off_in_tests() -> None:
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_the_configs_model_path_locates_only_the_configs_own_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shoptune.config import ModelConfig
+    from shoptune.core.errors import EnvironmentProblem
+    from shoptune.models import resolve_config_model
+
+    monkeypatch.delenv("SHOPTUNE_QWEN25_7B_DIR", raising=False)
+    with pytest.raises(EnvironmentProblem, match="at /nonexistent/qwen is not a usable model directory"):
+        resolve_config_model(ModelConfig(name="qwen2.5-7b-instruct", path="/nonexistent/qwen"))
+    # `--model qwen2.5-7b-instruct` on a config whose model.path is for its own model: not inherited.
+    with pytest.raises(EnvironmentProblem, match="is not available offline"):
+        resolve_config_model(ModelConfig(name="smollm2-135m-instruct", path="/tmp"), "qwen2.5-7b-instruct")

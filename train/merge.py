@@ -91,23 +91,14 @@ def adapter_warnings(adapter_dir: Path) -> list[str]:
 def _probe_outputs(model: Any, tokenizer: Any, probes: list[list[dict[str, str]]], max_new_tokens: int):
     import torch
 
+    from shoptune.models.generation import encode_chat, new_tokens
+
     logits, generations = [], []
     for messages in probes:
-        encoded = tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        ).to(model.device)
+        encoded = encode_chat(tokenizer, messages, model.device)
         with torch.inference_mode():
             logits.append(model(**encoded).logits.float().cpu())
-            output = model.generate(
-                **encoded,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        generations.append(output[0, encoded["input_ids"].shape[1] :].tolist())
+        generations.append(new_tokens(model, tokenizer, encoded, max_new_tokens=max_new_tokens)[0].tolist())
     return logits, generations
 
 
@@ -122,7 +113,7 @@ def merge_run(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from shoptune.models import resolve_model_dir
+    from shoptune.models import resolve_config_model
     from shoptune.models.identity import model_identity
     from shoptune.models.loading import default_device, load_tokenizer, quiet_transformers, resolve_dtype
 
@@ -139,7 +130,7 @@ def merge_run(
     for warning in warnings:
         log(f"warning: {warning}")
 
-    model_dir = resolve_model_dir(config.model.name, path_override=config.model.path, log=log)
+    model_dir = resolve_config_model(config.model, log=log)
     tokenizer = load_tokenizer(run.adapter)
     probes = probe_conversations(config.data.system_prompt, config.data.extraction_prompt)
     base = AutoModelForCausalLM.from_pretrained(

@@ -262,7 +262,7 @@ def run_training(
     from transformers.integrations import TensorBoardCallback
 
     import datasets
-    from shoptune.models import resolve_model_dir
+    from shoptune.models import resolve_config_model
     from shoptune.models.identity import model_identity
     from shoptune.models.loading import default_device, load_tokenizer, quiet_transformers
     from shoptune.train.model import load_base_for_training, with_lora
@@ -293,7 +293,7 @@ def run_training(
         log(f"{run.root} already finished; nothing to resume")
         return TrainResult(run, json.loads(run.manifest.read_text(encoding="utf-8")))
 
-    model_dir = resolve_model_dir(config.model.name, path_override=config.model.path, log=log)
+    model_dir = resolve_config_model(config.model, log=log)
     tokenizer = load_tokenizer(model_dir)
     if data_dir is not None:
         absent = [name for name in ("train.jsonl", "val.jsonl") if not (Path(data_dir) / name).exists()]

@@ -23,11 +23,11 @@ def chat(
 ) -> None:
     """Answer MESSAGE as the shop assistant, with the config's system prompt and the model's chat template."""
     from shoptune.chat import generate_reply
-    from shoptune.models import resolve_model_dir
+    from shoptune.models import resolve_config_model
 
     config = load_cli_config(config_path, overrides)
     name = model_name or config.model.name
-    model_dir = resolve_model_dir(name, path_override=config.model.path, log=say)
+    model_dir = resolve_config_model(config.model, name, log=say)
     messages = [{"role": "system", "content": config.data.system_prompt}, {"role": "user", "content": message}]
     with status_console.status(f"{name} is answering"):
         reply = generate_reply(model_dir, messages, max_new_tokens=max_new_tokens, dtype=config.model.dtype)

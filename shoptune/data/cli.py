@@ -22,10 +22,10 @@ def _tokenizer(model: str):
 
 
 def _tokenizer_for(config):
-    from shoptune.models import resolve_model_dir
+    from shoptune.models import resolve_config_model
     from shoptune.models.loading import load_tokenizer
 
-    return load_tokenizer(resolve_model_dir(config.model.name, path_override=config.model.path, log=say))
+    return load_tokenizer(resolve_config_model(config.model, log=say))
 
 
 @click.group("data")

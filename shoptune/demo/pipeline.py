@@ -241,7 +241,7 @@ def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool
     from shoptune.data.records import RecordValidator
     from shoptune.demo.conversation import play
     from shoptune.demo.report import write_demo_report
-    from shoptune.models import resolve_model_dir
+    from shoptune.models import resolve_config_model
     from shoptune.models.identity import model_identity
     from shoptune.models.loading import load_tokenizer
     from shoptune.train.merge import merge_run
@@ -257,7 +257,7 @@ def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool
     identity: dict[str, Any] = {}
 
     def prepare() -> dict[str, Any]:
-        model_dir = resolve_model_dir(config.model.name, path_override=config.model.path, log=log)
+        model_dir = resolve_config_model(config.model, log=log)
         identity.update(model_identity(config.model.name, model_dir))
         return {"model_dir": str(model_dir), "files_sha256": identity["files_sha256"]}
 

@@ -11,7 +11,16 @@ from shoptune.models.registry import (
     ModelSpec,
     model_status,
     prepare_model,
+    resolve_config_model,
     resolve_model_dir,
 )
 
-__all__ = ["MODEL_MANIFEST_NAME", "REGISTRY", "ModelSpec", "model_status", "prepare_model", "resolve_model_dir"]
+__all__ = [
+    "MODEL_MANIFEST_NAME",
+    "REGISTRY",
+    "ModelSpec",
+    "model_status",
+    "prepare_model",
+    "resolve_config_model",
+    "resolve_model_dir",
+]

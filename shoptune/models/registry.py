@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoptune.config.schema import ModelConfig
 from shoptune.core.atomic import atomic_directory, atomic_write_json
 from shoptune.core.errors import BadInputError, EnvironmentProblem
 from shoptune.core.hashing import file_checksums
@@ -238,3 +239,12 @@ def resolve_model_dir(
     raise BadInputError(
         f"unknown model {name_or_dir!r}: neither a registry name ({', '.join(REGISTRY)}) nor an existing directory"
     )
+
+
+def resolve_config_model(
+    model: ModelConfig, name: str | None = None, *, log: Callable[[str], None] = lambda _: None
+) -> Path:
+    """The directory of model `name` (default: the config's own). The config's `model.path` locates the
+    config's own model only, so a command pointed at another model (`--model`) does not inherit it."""
+    chosen = name or model.name
+    return resolve_model_dir(chosen, path_override=model.path if chosen == model.name else None, log=log)
