@@ -125,7 +125,6 @@ def build_app(config, *, llm_url: str | None = None, model_name: str | None = No
     from openai import OpenAI
 
     from shoptune.serve.app import create_app
-    from shoptune.serve.decoding import reply_request
     from shoptune.serve.sessions import open_store
     from shoptune.serve.storefront import Storefront, StorefrontSettings, load_tokenizer_for
 
@@ -147,15 +146,14 @@ def build_app(config, *, llm_url: str | None = None, model_name: str | None = No
         base_url=llm_url or f"http://{serve.host}:{serve.vllm_port}/v1",
         api_key="EMPTY",
         timeout=serve.request_timeout_s,
-        max_retries=0,
+        max_retries=serve.llm_max_retries,
     )
     store = open_store(serve.session_store, sqlite_path=serve.sqlite_path, redis_url=serve.redis_url)
     settings = StorefrontSettings(
         model_name=model_name or serve.served_model_name,
         system_prompt=config.data.system_prompt,
         extraction_prompt=config.data.extraction_prompt,
-        history_token_budget=serve.history_token_budget,
-        reply=reply_request(serve),
+        serve=serve,
     )
     storefront = Storefront(settings, store, llm, load_tokenizer_for(tokenizer_dir))
     return create_app(

@@ -17,6 +17,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from shoptune.config.schema import ServeConfig
 from shoptune.data import resources
 from shoptune.data.prompts import (
     catalogue_context,
@@ -26,16 +27,11 @@ from shoptune.data.prompts import (
     system_message,
 )
 from shoptune.data.resources import PolicyTopic, Product
-from shoptune.serve.decoding import extraction_request
+from shoptune.serve.decoding import extraction_request, reply_request
 from shoptune.serve.masking import ORDER_ID
 from shoptune.serve.retrieval import CatalogueIndex, Filters, terms
 from shoptune.serve.sessions import SessionStore
 from shoptune.serve.stated_filters import fill_stated
-
-PRODUCT_QUERY_SCORE = 12.0
-"""BM25 score above which a message is taken as a product request: product questions score 14-35
-on this catalogue ("Do you sell laptops?" 19.7), policy and follow-up messages 4-8."""
-
 
 logger = logging.getLogger("shoptune.storefront")
 
@@ -50,10 +46,8 @@ class StorefrontSettings:
     system_prompt: str
     extraction_prompt: str = "outline"
     """`data.extraction_prompt` of the config the model was trained with."""
-    history_token_budget: int = 1536
-    reply: dict[str, Any] = field(default_factory=lambda: {"temperature": 0.0, "max_tokens": 256})
-    """Sampling arguments of chat and recommendation replies (`serve.decoding.reply_request`)."""
-    extraction_retries: int = 1
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    """Token budgets, reply sampling, retries and routing thresholds, each documented in `ServeConfig`."""
 
 
 @dataclass
@@ -94,6 +88,7 @@ class PolicyIndex:
         ]
 
     def search(self, text: str, k: int = 2, threshold: float = 0.34) -> list[PolicyTopic]:
+        """The (at most `k`) topics containing at least `threshold` of the message's terms, best first."""
         # English function words (and their 3-grams) overlap every policy text; without this
         # "What about black?" scored as a returns question.
         query = set(terms(_FUNCTION_WORD.sub(" ", text)))
@@ -132,7 +127,7 @@ class Storefront:
             {"role": "user", "content": text},
         ]
         problem = "no answer"
-        for _ in range(1 + self.settings.extraction_retries):
+        for _ in range(1 + self.settings.serve.extraction_retries):
             reply = self.llm.chat.completions.create(
                 model=self.settings.model_name, messages=messages, **extraction_request(schema_name)
             )
@@ -175,9 +170,11 @@ class Storefront:
         filters = self._merge_filters(state.get("filters"), extracted)
         blocks = []
         products: list[Product] = []
-        topics = self.policies.search(message)
+        serve = self.settings.serve
+        topics = self.policies.search(message, serve.policy_topics_per_turn, serve.policy_match_share)
         if self._asks_about_products(message, extracted, filters, topics, state.get("about_products", False)):
-            recent = " ".join(t["content"] for t in history[-4:] if t["role"] == "user")
+            earlier = history[-serve.retrieval_history_turns :]
+            recent = " ".join(t["content"] for t in earlier if t["role"] == "user")
             products = self._retrieve(f"{recent} {message}", filters)
             blocks.append(catalogue_context(products, lang))
         if topics:
@@ -219,7 +216,7 @@ class Storefront:
         with product cards in its context a small model answers it with the same recommendation
         again, and the FAQ turns it was trained on carry policy context alone.
         """
-        if max(self.index.scores(message), default=0.0) >= PRODUCT_QUERY_SCORE:
+        if max(self.index.scores(message), default=0.0) >= self.settings.serve.product_query_score:
             return True
         # The conversation is about products if an extraction named one or, for a small model
         # whose extraction missed it, if the last turn was grounded on products.
@@ -244,7 +241,7 @@ class Storefront:
     ) -> list[dict[str, str]]:
         """Drop the oldest exchanges until the conversation fits the history token budget."""
         kept = list(history)
-        while kept and self._tokens([system, *kept, user]) > self.settings.history_token_budget:
+        while kept and self._tokens([system, *kept, user]) > self.settings.serve.history_token_budget:
             kept = kept[2:]
         return kept
 
@@ -255,7 +252,7 @@ class Storefront:
 
     def _complete(self, messages: list[dict[str, str]]) -> str:
         reply = self.llm.chat.completions.create(
-            model=self.settings.model_name, messages=messages, **self.settings.reply
+            model=self.settings.model_name, messages=messages, **reply_request(self.settings.serve)
         )
         return (reply.choices[0].message.content or "").strip()
 

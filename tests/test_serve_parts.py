@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shoptune.config import load_config
+from shoptune.config import ServeConfig, load_config
 from shoptune.core.errors import BadInputError
 from shoptune.serve.masking import mask
 from shoptune.serve.retrieval import CatalogueIndex, Filters, terms
@@ -180,7 +180,7 @@ def test_history_is_trimmed_to_the_token_budget(tmp_path: Path, tiny_qwen_dir: P
     tokenizer = AutoTokenizer.from_pretrained(tiny_qwen_dir)
     store = SqliteSessionStore(tmp_path / "s.sqlite3")
     storefront = Storefront(
-        StorefrontSettings(model_name="shop", system_prompt="sys", history_token_budget=120),
+        StorefrontSettings(model_name="shop", system_prompt="sys", serve=ServeConfig(history_token_budget=120)),
         store,
         llm=None,
         tokenizer=tokenizer,

@@ -326,6 +326,29 @@ class ServeConfig(ConfigSection):
     """Strings that end a chat or recommendation reply (vLLM `stop`), e.g. "\n4." where the style
     guide caps a recommendation at three products."""
 
+    extraction_retries: int = Field(1, ge=0)
+    """Extra tries when a guided extraction is still not schema-valid (cut off at its token budget)."""
+
+    llm_max_retries: int = Field(0, ge=0)
+    """OpenAI-client retries of a failed call from the storefront to vLLM. 0: the storefront answers
+    the shopper with a 502/504 at once rather than queueing more load on a struggling server."""
+
+    product_query_score: PositiveNumber = 12.0
+    """BM25 score of a message against the catalogue above which the turn is a product request and gets
+    catalogue context. On the example catalogue product questions score 14-35 ("Do you sell laptops?"
+    19.7), policy and follow-up messages 4-8; re-measure it for another catalogue."""
+
+    policy_match_share: Fraction = 0.34
+    """Share of a message's terms (function words removed) a policy topic must contain to be put in
+    the turn's context."""
+
+    policy_topics_per_turn: Count = 2
+    """Most policy topics put in one turn's context."""
+
+    retrieval_history_turns: Count = 4
+    """Turns of history whose shopper messages join a product turn's retrieval query, so "那黑色的呢？"
+    still finds the phone named two turns ago."""
+
     @model_validator(mode="after")
     def _ports_differ_and_store_is_reachable(self) -> ServeConfig:
         if len({self.vllm_port, self.app_port, self.ui_port}) != 3:
