@@ -138,10 +138,12 @@ class EndpointBackend:
         reply: dict[str, Any],
         structured_output: bool,
         timeout_s: float = 300.0,
+        client: Any | None = None,
     ) -> None:
+        """`client` replaces the OpenAI client built from `base_url` (a test's fake)."""
         from openai import OpenAI
 
-        self.client = OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=2)
+        self.client = client or OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=2)
         self.model_name = model_name
         self.concurrency = concurrency
         self.reply = reply

@@ -1,0 +1,130 @@
+"""The storefront, its error mapping and the endpoint eval backend against a fake OpenAI client:
+the routing and retry logic in milliseconds, beside the real-vLLM tests of the same paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from fake_openai import FakeOpenAI, connection_error, status_error, timeout_error
+from fastapi.testclient import TestClient
+
+from shoptune.core.errors import BadInputError, EnvironmentProblem
+from shoptune.eval.backends import EndpointBackend
+from shoptune.serve.app import create_app
+from shoptune.serve.sessions import SqliteSessionStore
+from shoptune.serve.storefront import Storefront, StorefrontSettings
+
+KEY = {"X-API-Key": "secret"}
+PHONE = {"product": "手机", "price_range": [None, 3000], "color": "黑色", "size": None}
+
+
+def _is_extraction(request: dict[str, Any]) -> bool:
+    return "response_format" in request
+
+
+def _storefront(tmp_path: Path, answer) -> tuple[Storefront, FakeOpenAI]:
+    llm = FakeOpenAI(answer)
+    settings = StorefrontSettings(model_name="shop", system_prompt="You are the shop.", extraction_prompt="name")
+    return Storefront(settings, SqliteSessionStore(tmp_path / "s.sqlite3"), llm), llm
+
+
+def _client(storefront: Storefront) -> TestClient:
+    return TestClient(create_app(storefront, api_key="secret"), raise_server_exceptions=False)
+
+
+def test_extraction_is_guided_and_retried_once_when_invalid(tmp_path: Path) -> None:
+    answers = iter(['{"product": "手机", "price_range": [nu', json.dumps(PHONE)])
+    storefront, llm = _storefront(tmp_path, lambda _: next(answers))
+    assert storefront.extract("有没有3000以内的黑色手机", "product_query") == PHONE
+    assert len(llm.requests) == 2
+    assert all(r["response_format"]["json_schema"]["name"] == "product_query" for r in llm.requests)
+    assert all(r["temperature"] == 0.0 for r in llm.requests)
+
+
+def test_an_extraction_that_stays_invalid_is_a_502_naming_the_problem(tmp_path: Path) -> None:
+    storefront, llm = _storefront(tmp_path, lambda _: '{"product": 3}')
+    response = _client(storefront).post("/v1/extract", json={"text": "手机", "schema": "product_query"}, headers=KEY)
+    assert response.status_code == 502 and "product_query output is not valid" in response.json()["error"]
+    assert len(llm.requests) == 2  # the try and one retry (serve.extraction_retries)
+
+
+@pytest.mark.parametrize(
+    ("failure", "status"),
+    [
+        (timeout_error, 504),
+        (connection_error, 503),
+        (lambda: status_error(openai.InternalServerError, 500), 503),
+        (lambda: status_error(openai.BadRequestError, 400, "prompt too long"), 422),
+        (lambda: status_error(openai.NotFoundError, 404), 502),
+    ],
+)
+def test_model_failures_map_to_http_statuses(tmp_path: Path, failure, status: int) -> None:
+    storefront, _ = _storefront(tmp_path, lambda _: failure())
+    response = _client(storefront).post("/v1/recommend", json={"query": "手机"}, headers=KEY)
+    assert response.status_code == status, response.text
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+    if status == 503:
+        assert response.headers["retry-after"] == "5"
+
+
+def test_a_product_turn_gets_catalogue_context_and_a_policy_turn_does_not(tmp_path: Path) -> None:
+    def answer(request: dict[str, Any]) -> str:
+        if not _is_extraction(request):
+            return "好的，亲"
+        asks_for_a_phone = "手机" in request["messages"][-1]["content"]
+        return json.dumps(PHONE if asks_for_a_phone else dict.fromkeys(PHONE))
+
+    storefront, llm = _storefront(tmp_path, answer)
+    client = _client(storefront)
+    asked = {"session_id": "s1", "message": "有没有3000以内的黑色手机"}
+    product_turn = client.post("/v1/chat", json=asked, headers=KEY)
+    assert product_turn.status_code == 200
+    products = product_turn.json()["products"]
+    # What passes the extracted filters comes first; near misses fill the context after it.
+    assert products and products[0]["price"] <= 3000 and "黑色" in products[0]["colors"]
+    system = llm.requests[-1]["messages"][0]["content"]
+    assert all(p["sku"] in system for p in products)
+    policy_turn = client.post("/v1/chat", json={"session_id": "s2", "message": "怎么退货？"}, headers=KEY)
+    assert policy_turn.json()["products"] == [] and "returns" in policy_turn.json()["policy_topics"]
+    reply = llm.requests[-1]
+    assert "frequency_penalty" in reply and "response_format" not in reply
+
+
+def test_the_endpoint_backend_asks_as_the_storefront_does(tmp_path: Path) -> None:
+    llm = FakeOpenAI(lambda r: json.dumps(PHONE) if _is_extraction(r) else "hello")
+    backend = EndpointBackend(
+        "http://unused", "shop", api_key="", concurrency=2, reply={"temperature": 0.0, "max_tokens": 9},
+        structured_output=True, client=llm,
+    )  # fmt: skip
+    answered = {"role": "assistant", "content": "(the reference answer, not sent)"}
+    records = [
+        {
+            "id": "e",
+            "task": "extract",
+            "schema": "product_query",
+            "messages": [{"role": "user", "content": "手机"}, answered],
+        },
+        {"id": "c", "task": "chat", "messages": [{"role": "user", "content": "hi"}, answered]},
+    ]
+    predictions = {p.id: p.output for p in backend.generate(records)}
+    assert predictions == {"e": json.dumps(PHONE), "c": "hello"}
+    by_last_message = {r["messages"][-1]["content"]: r for r in llm.requests}
+    assert by_last_message["手机"]["response_format"]["json_schema"]["name"] == "product_query"
+    assert by_last_message["hi"]["max_tokens"] == 9 and "response_format" not in by_last_message["hi"]
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [(connection_error, EnvironmentProblem), (lambda: status_error(openai.BadRequestError, 400), BadInputError)],
+)
+def test_the_endpoint_backend_names_what_failed(failure, error: type[Exception]) -> None:
+    backend = EndpointBackend(
+        "http://unused", "shop", api_key="", concurrency=1, reply={}, structured_output=False,
+        client=FakeOpenAI(lambda _: failure()),
+    )  # fmt: skip
+    with pytest.raises(error, match="endpoint"):
+        backend.generate([{"id": "r1", "task": "chat", "messages": [{"role": "user", "content": "hi"}, {}]}])
