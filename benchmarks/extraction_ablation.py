@@ -4,7 +4,7 @@ Each variant builds the corpus, trains LoRA on SmolLM2-135M-Instruct with `shopt
 code, merges it (parity gate), serves the merged model with vLLM exactly as the storefront does
 (the config's serve settings and dtype, xgrammar without whitespace) and scores the test split's
 extraction records free-form, with structured output, and with structured output limited to the
-shop's vocabulary (`shoptune.data.structured.vocabulary_schema`), plus the hand-written shopper
+shop's vocabulary (`shoptune.shop.structured.vocabulary_schema`), plus the hand-written shopper
 messages of `datasets/eval/handwritten_extraction.jsonl` (in no template). Every variant starts
 from configs/cpu-smollm2.yaml and overrides only what it names; training targets are always in
 the one form (`train.dataset` rewrites them), so the form itself is not a variant here.
@@ -103,8 +103,8 @@ VARIANTS: dict[str, Variant] = {
 def rewrite(records: list[dict[str, Any]], variant: Variant, style: str) -> list[dict[str, Any]]:
     """Extraction records with the variant's instruction (others unchanged); the hand-written set
     goes through it too, so its prompts are always the ones trained on, as /v1/extract's are."""
-    from shoptune.data import resources
-    from shoptune.data.prompts import extraction_system_prompt, schema_outline
+    from shoptune.shop import resources
+    from shoptune.shop.prompts import extraction_system_prompt, schema_outline
 
     for record in records:
         if record["task"] != "extract":
@@ -121,7 +121,7 @@ def rewrite(records: list[dict[str, Any]], variant: Variant, style: str) -> list
 
 def rewrite_corpus(data_dir: Path, variant: Variant, style: str) -> None:
     from shoptune.data.build import to_jsonl
-    from shoptune.data.reading import read_records
+    from shoptune.shop.reading import read_records
 
     for split in ("train", "val", "test"):
         path = data_dir / f"{split}.jsonl"
@@ -149,9 +149,9 @@ def score(records: list[dict[str, Any]], outputs: dict[str, str], config) -> dic
 
 
 def served_outputs(server, records, *, structured: bool, config, vocabulary: bool = False) -> dict[str, str]:
-    from shoptune.data.structured import response_format
     from shoptune.eval.backends import EndpointBackend
-    from shoptune.serve.decoding import reply_request
+    from shoptune.shop.decoding import reply_request
+    from shoptune.shop.structured import response_format
 
     class Backend(EndpointBackend):
         def sampling(self, record):
@@ -176,10 +176,10 @@ def run_variant(name: str, variant: Variant, log: Callable[[str], None]) -> dict
     from shoptune.core.net import free_port
     from shoptune.core.provenance import provenance
     from shoptune.data.build import build_dataset, token_limit_for
-    from shoptune.data.reading import read_records
     from shoptune.models import resolve_model_dir
     from shoptune.models.loading import load_tokenizer
     from shoptune.serve.vllm_server import VllmServer
+    from shoptune.shop.reading import read_records
     from shoptune.train.merge import merge_run
     from shoptune.train.recipe import run_training
 

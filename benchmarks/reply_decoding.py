@@ -50,7 +50,7 @@ SHOWN = (
 
 def generate(server, records: list[dict[str, Any]], serve, concurrency: int) -> dict[str, str]:
     from shoptune.eval.backends import EndpointBackend
-    from shoptune.serve.decoding import reply_request
+    from shoptune.shop.decoding import reply_request
 
     backend = EndpointBackend(
         server.base_url,

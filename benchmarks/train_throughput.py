@@ -47,7 +47,7 @@ TORCH = "torch==2.13.0"
 
 def job_data() -> Path:
     """256 extraction chats for training and 64 held out, from the demo corpus."""
-    from shoptune.data.reading import read_records
+    from shoptune.shop.reading import read_records
 
     split = test_split().parent
     folder = WORK / "train-job"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shoptune.core.errors import BadInputError, EnvironmentProblem
-from shoptune.serve.decoding import extraction_request
+from shoptune.shop.decoding import extraction_request
 
 Progress = Callable[[int], None]
 

@@ -65,7 +65,7 @@ def run(
     from shoptune.eval.backends import EndpointBackend, TransformersBackend
     from shoptune.eval.runner import run_evaluation, select_records
     from shoptune.eval.tasks import load_task
-    from shoptune.serve.decoding import reply_request
+    from shoptune.shop.decoding import reply_request
 
     config = load_cli_config(config_path, overrides)
     task = load_task(task_name)

@@ -124,8 +124,8 @@ def served_outputs(
     """Greedy extraction outputs from one vLLM server (free-form, and guided when asked)."""
     from shoptune.core.net import free_port
     from shoptune.eval.backends import EndpointBackend
-    from shoptune.serve.decoding import reply_request
     from shoptune.serve.vllm_server import LoraModule, VllmServer
+    from shoptune.shop.decoding import reply_request
 
     loras = [LoraModule("adapter", Path(adapter))] if adapter is not None else []
     server = VllmServer(
@@ -157,7 +157,7 @@ def in_process_outputs(
 ) -> Outputs:
     """Greedy free-form extraction outputs from transformers in fp32 (PEFT for an adapter)."""
     from shoptune.eval.backends import TransformersBackend
-    from shoptune.serve.decoding import EXTRACTION_MAX_TOKENS
+    from shoptune.shop.decoding import EXTRACTION_MAX_TOKENS
 
     log(f"  generating in process (transformers fp32{' + PEFT adapter' if adapter else ''}), {len(records)} records")
     backend = TransformersBackend(

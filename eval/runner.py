@@ -19,14 +19,14 @@ from shoptune.core.atomic import atomic_write_text
 from shoptune.core.errors import BadInputError
 from shoptune.core.hashing import sha256_file
 from shoptune.core.provenance import provenance
-from shoptune.data.check import iter_lines, parse_json_line
-from shoptune.data.reading import read_records
 from shoptune.eval.backends import Prediction
 from shoptune.eval.bootstrap import paired_difference, verdict
 from shoptune.eval.metrics.reported import FIELD_VIEWS, MEANS, lower_is_better
 from shoptune.eval.report import write_report
 from shoptune.eval.scoring import ScoredSample, aggregate, breakdowns, score_samples
 from shoptune.eval.tasks import EvalTask
+from shoptune.shop.check import iter_lines, parse_json_line
+from shoptune.shop.reading import read_records
 
 Log = Callable[[str], None]
 

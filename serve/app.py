@@ -30,9 +30,9 @@ from pydantic import AfterValidator, BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from shoptune.data.prompts import detect_language
 from shoptune.serve.masking import mask
 from shoptune.serve.storefront import ModelOutputInvalid, Storefront, product_json
+from shoptune.shop.prompts import detect_language
 
 logger = logging.getLogger("shoptune.storefront")
 SESSION_ID = r"^[A-Za-z0-9_.:-]{1,128}$"

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shoptune.data import resources
-from shoptune.data.resources import Product
+from shoptune.shop import resources
+from shoptune.shop.resources import Product
 
 _WORD = re.compile(r"[a-z0-9]+")
 _CJK = re.compile(r"[\u3400-\u9fff]+")

@@ -13,7 +13,7 @@ import re
 from functools import cache
 from typing import Any
 
-from shoptune.data import resources
+from shoptune.shop import resources
 
 _NUMBER = r"(\d+(?:\.\d+)?)"
 _RANGES = (

@@ -2,7 +2,7 @@
 chat on top of the served model. The HTTP layer (serve/app.py) only validates, authenticates and
 maps errors; everything a shopper gets is decided here.
 
-Prompts are built with the same functions training used (`shoptune.data.prompts`), so the model
+Prompts are built with the same functions training used (`shoptune.shop.prompts`), so the model
 sees the system prompt and context layout it was tuned on.
 """
 
@@ -18,20 +18,20 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from shoptune.config.schema import ServeConfig
-from shoptune.data import resources
-from shoptune.data.prompts import (
+from shoptune.serve.masking import ORDER_ID
+from shoptune.serve.retrieval import CatalogueIndex, Filters, terms
+from shoptune.serve.sessions import SessionStore
+from shoptune.serve.stated_filters import fill_stated
+from shoptune.shop import resources
+from shoptune.shop.decoding import extraction_request, reply_request
+from shoptune.shop.prompts import (
     catalogue_context,
     detect_language,
     extraction_system_prompt,
     policy_context,
     system_message,
 )
-from shoptune.data.resources import PolicyTopic, Product
-from shoptune.serve.decoding import extraction_request, reply_request
-from shoptune.serve.masking import ORDER_ID
-from shoptune.serve.retrieval import CatalogueIndex, Filters, terms
-from shoptune.serve.sessions import SessionStore
-from shoptune.serve.stated_filters import fill_stated
+from shoptune.shop.resources import PolicyTopic, Product
 
 logger = logging.getLogger("shoptune.storefront")
 

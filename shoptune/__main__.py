@@ -1,5 +1,5 @@
 """`python -m shoptune ...` (used by `accelerate launch -m shoptune train ...` for multi-process runs)."""
 
-from shoptune.cli.main import main
+from shoptune.main import main
 
 main()

@@ -9,12 +9,14 @@ import pytest
 from click.testing import CliRunner
 from conftest import run_shoptune
 
-from shoptune.cli.main import cli
+from shoptune.main import cli
 
 
 def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         path = (*prefix, name)
         found.append(path)
         if isinstance(command, click.Group):

@@ -11,9 +11,9 @@ import yaml
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from shoptune.cli.main import cli
 from shoptune.config import ConfigError, ShoptuneConfig, TrainConfig, load_config, write_resolved_config
 from shoptune.core.paths import CONFIGS_DIR
+from shoptune.main import cli
 
 SHIPPED = sorted(CONFIGS_DIR.glob("*.yaml"))
 

@@ -13,11 +13,11 @@ from jsonschema import Draft202012Validator
 from shoptune.config import load_config
 from shoptune.core.hashing import sha256_file
 from shoptune.core.paths import CONFIGS_DIR
-from shoptune.data import resources
 from shoptune.data.build import allocate, build_dataset, held_out
-from shoptune.data.prompts import format_price
-from shoptune.data.records import RecordValidator
 from shoptune.data.tasks.context import normalise_message
+from shoptune.shop import resources
+from shoptune.shop.prompts import format_price
+from shoptune.shop.records import RecordValidator
 
 DEFAULT = load_config(CONFIGS_DIR / "cpu-smollm2.yaml")
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import run_shoptune
 
-from shoptune.data import resources
-from shoptune.data.check import MAX_LINE_BYTES, check_file
-from shoptune.data.records import RecordValidator
+from shoptune.shop import resources
+from shoptune.shop.check import MAX_LINE_BYTES, check_file
+from shoptune.shop.records import RecordValidator
 
 VALIDATOR = RecordValidator(resources.schemas())
 GOOD_CHAT = {

@@ -9,7 +9,7 @@ import pytest
 from conftest import run_shoptune
 from transformers import AutoTokenizer
 
-from shoptune.data.render import RenderError, marked_text, render_record
+from shoptune.shop.render import RenderError, marked_text, render_record
 
 CHAT = [
     {"role": "system", "content": "You are a shop assistant."},

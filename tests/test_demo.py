@@ -14,7 +14,7 @@ from conftest import run_shoptune
 
 from shoptune.config import load_config
 from shoptune.core.paths import CONFIGS_DIR
-from shoptune.serve.decoding import EXTRACTION_MAX_TOKENS
+from shoptune.shop.decoding import EXTRACTION_MAX_TOKENS
 
 # The whole demo runs in the module fixture, beyond the suite's default 1200 s limit on slow CPUs.
 pytestmark = pytest.mark.timeout(3600)

@@ -215,7 +215,7 @@ def _recommend(answer: str, reference: str, query: dict, skus: list[str]) -> dic
 
 
 def test_grounding_catches_hallucinations_prices_stock_and_budget() -> None:
-    from shoptune.data import resources
+    from shoptune.shop import resources
 
     in_stock = sorted((p for p in resources.catalogue() if p.in_stock), key=lambda p: p.price)
     cheap, dear = in_stock[0], in_stock[-1]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
+import shoptune.data
+import shoptune.demo
 import shoptune.eval
 import shoptune.serve
 import shoptune.train
@@ -12,14 +15,20 @@ from shoptune.core.paths import DATASETS_DIR, REPO_ROOT
 
 
 def test_top_level_folders_exist() -> None:
-    for name in ("train", "eval", "serve", "datasets", "configs", "tests", "pyproject.toml"):
+    for name in ("data", "train", "eval", "serve", "demo", "datasets", "configs", "tests", "pyproject.toml"):
         assert (REPO_ROOT / name).exists(), name
 
 
 def test_stage_folders_are_shoptune_subpackages() -> None:
-    assert shoptune.train.__file__ == str(REPO_ROOT / "train" / "__init__.py")
-    assert shoptune.eval.__file__ == str(REPO_ROOT / "eval" / "__init__.py")
-    assert shoptune.serve.__file__ == str(REPO_ROOT / "serve" / "__init__.py")
+    """Each stage folder is `shoptune.<folder>` (through the strict editable install's link tree)."""
+    for stage in (shoptune.data, shoptune.train, shoptune.eval, shoptune.serve, shoptune.demo):
+        folder = stage.__name__.split(".")[1]
+        assert Path(stage.__file__).resolve() == REPO_ROOT / folder / "__init__.py"
+
+
+def test_the_package_folder_holds_only_what_every_stage_shares() -> None:
+    shared = {"cli", "config", "core", "models", "shop", "__pycache__"}
+    assert {p.name for p in (REPO_ROOT / "shoptune").iterdir() if p.is_dir()} <= shared
 
 
 def test_datasets_folder_holds_no_code() -> None:

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from shoptune.config import load_config
-from shoptune.data.reading import read_records
 from shoptune.eval.gate import check_gates
 from shoptune.eval.metrics.reported import (
     HEADLINE,
@@ -19,6 +18,7 @@ from shoptune.eval.metrics.reported import (
     score_marks_failure,
 )
 from shoptune.eval.scoring import aggregate, score_samples
+from shoptune.shop.reading import read_records
 
 NEEDS_A_JUDGE = {"judge_score"}
 

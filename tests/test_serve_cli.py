@@ -19,7 +19,7 @@ import pytest
 
 from shoptune.core.net import free_port
 from shoptune.core.paths import REPO_ROOT
-from shoptune.data import resources
+from shoptune.shop import resources
 
 API_KEY = "serve-cli-key"
 

@@ -11,14 +11,14 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from shoptune.core import hardware
-from shoptune.data import resources
-from shoptune.data.structured import json_answer, ordered_like_schema, response_format, vocabulary_schema
 from shoptune.data.surface import order_id
 from shoptune.eval.metrics.degenerate import degenerate_reasons
 from shoptune.eval.metrics.extraction import score_record
 from shoptune.eval.parity import agreement, field_regressions
 from shoptune.eval.scoring import aggregate, score_samples
-from shoptune.serve.decoding import EXTRACTION_MAX_TOKENS, extraction_request, reply_request
+from shoptune.shop import resources
+from shoptune.shop.decoding import EXTRACTION_MAX_TOKENS, extraction_request, reply_request
+from shoptune.shop.structured import json_answer, ordered_like_schema, response_format, vocabulary_schema
 
 
 def _record(rid: str, gold: dict, schema: str = "product_query") -> dict:

@@ -6,8 +6,8 @@ import re
 
 from jsonschema import Draft202012Validator
 
-from shoptune.data import resources
-from shoptune.data.prompts import extraction_system_prompt, format_price
+from shoptune.shop import resources
+from shoptune.shop.prompts import extraction_system_prompt, format_price
 
 SEED_TARGET = {"product": "小米手机", "price_range": [2000, 3000], "color": "红色", "size": None}
 

@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from shoptune.config import load_config
 from shoptune.core.errors import BadInputError
 from shoptune.core.paths import CONFIGS_DIR
-from shoptune.data.render import render_text
+from shoptune.shop.render import render_text
 from shoptune.train.dataset import IGNORE_INDEX, build_rows
 
 TINY = CONFIGS_DIR / "tiny-qwen.yaml"

@@ -20,8 +20,8 @@ from jsonschema import Draft202012Validator
 from shoptune.config import load_config
 from shoptune.core.net import free_port, wait_http_ok
 from shoptune.core.paths import CONFIGS_DIR, REPO_ROOT
-from shoptune.data import resources
 from shoptune.serve.vllm_server import VllmServer, parse_lora
+from shoptune.shop import resources
 
 API_KEY = "test-key-123"
 SEED_TEXT = "我想找一款红色的小米手机，价格在2000到3000之间"
@@ -118,7 +118,7 @@ def test_the_server_renders_what_training_rendered(client, tiny_qwen_dir: Path) 
     """Token for token: vLLM's prompt for a conversation equals the training prefix for it."""
     from transformers import AutoTokenizer
 
-    from shoptune.data.render import render_record
+    from shoptune.shop.render import render_record
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_qwen_dir)
     messages = [

@@ -12,6 +12,7 @@ from shoptune.cli.options import load_cli_config, set_option
 
 def _model_config_without_weights(config) -> dict:
     """config.json of the model: from its directory when available, else the bundled snapshot."""
+    import importlib.resources
     import json
     import os
 
@@ -30,8 +31,7 @@ def _model_config_without_weights(config) -> dict:
         candidates.append(Path(manifest["location"]))
     if spec is None:
         candidates.append(Path(name))
-    bundled = Path(__file__).resolve().parents[1] / "shoptune" / "models" / "architectures" / f"{name}.json"
-    candidates.append(bundled)
+    candidates.append(Path(str(importlib.resources.files("shoptune.models") / "architectures" / f"{name}.json")))
     for candidate in candidates:
         path = candidate if candidate.suffix == ".json" else candidate / "config.json"
         if path.is_file():

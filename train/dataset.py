@@ -1,8 +1,8 @@
 """Turn corpus records into training rows: token ids and labels with loss on assistant turns only.
 
-Rendering uses the model's own chat template (`shoptune.data.render`), so the text trained on
+Rendering uses the model's own chat template (`shoptune.shop.render`), so the text trained on
 is exactly what the server will render for the same conversation; extraction answers are trained
-in the one form guided decoding produces (`shoptune.data.structured`), whatever their file says. Two problems stop a run
+in the one form guided decoding produces (`shoptune.shop.structured`), whatever their file says. Two problems stop a run
 before it starts, listing every offending record: a record longer than `train.max_length`
 (never silently truncated) and a record with no token that carries loss.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from shoptune.core.errors import BadInputError
-from shoptune.data.reading import read_records
-from shoptune.data.render import RenderError, render_record
-from shoptune.data.structured import in_the_one_form
+from shoptune.shop.reading import read_records
+from shoptune.shop.render import RenderError, render_record
+from shoptune.shop.structured import in_the_one_form
 
 IGNORE_INDEX = -100
 SHOWN = 10

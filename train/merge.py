@@ -23,9 +23,9 @@ from shoptune.core.atomic import atomic_directory, atomic_write_json
 from shoptune.core.errors import BadInputError, ShoptuneError
 from shoptune.core.hashing import sha256_file
 from shoptune.core.provenance import provenance
-from shoptune.data import resources
-from shoptune.data.prompts import extraction_system_prompt
 from shoptune.models.local_dir import require_adapter_dir
+from shoptune.shop import resources
+from shoptune.shop.prompts import extraction_system_prompt
 from shoptune.train.run_folder import RunFolder
 
 MERGE_REPORT_NAME = "shoptune-merge.json"

@@ -24,7 +24,7 @@ from shoptune.core.disk import disk_full_detail, disk_is_full
 from shoptune.core.errors import BadInputError, EnvironmentProblem, ShoptuneError
 from shoptune.core.hashing import sha256_file
 from shoptune.core.provenance import provenance, utc_now
-from shoptune.data.reading import require_valid
+from shoptune.shop.reading import require_valid
 from shoptune.train.callbacks import GenerationMetrics, MetricsFile, NonFiniteLossGuard, ProgressLine
 from shoptune.train.checkpoints import AtomicCheckpointTrainer, newest_checkpoint, remove_partial_checkpoints
 from shoptune.train.dataset import TrainingRows, build_rows
@@ -143,7 +143,7 @@ def _generation_sample(val_path: Path, config: ShoptuneConfig) -> list[dict[str,
     wanted = config.train.generation_eval_records
     if not wanted:
         return []
-    from shoptune.data.reading import read_records
+    from shoptune.shop.reading import read_records
 
     return [r for r in read_records(val_path) if r["task"] == "extract"][:wanted]
 

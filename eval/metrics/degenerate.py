@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from shoptune.data import resources
+from shoptune.shop import resources
 
 LOOP_SPAN = {"zh": 6, "en": 5}
 """Span length of a loop: 6 Chinese characters or 5 English words, repeated 3+ times in a line.

@@ -20,8 +20,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from shoptune.data import resources
 from shoptune.eval.parsing import parse_json_output
+from shoptune.shop import resources
 
 
 def normalised_equal(predicted: Any, gold: Any) -> bool:

@@ -12,8 +12,8 @@ import functools
 import re
 from typing import Any
 
-from shoptune.data import resources
-from shoptune.data.resources import Product
+from shoptune.shop import resources
+from shoptune.shop.resources import Product
 
 ITEM_LINE = re.compile(
     r"^\s*\d+\.\s*(?:(?P<sku>[A-Z]{3}-\d{4})\s*[:：]?\s*)?(?P<name>[^，,\n¥]*?)\s*[，,]?\s*¥(?P<price>\d+(?:\.\d+)?)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from shoptune.data import resources
+from shoptune.shop import resources
 
 EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
 

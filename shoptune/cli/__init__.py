@@ -1,1 +1,1 @@
-"""The `shoptune` command line: one group per stage, assembled in `shoptune.cli.main`."""
+"""The `shoptune` command line: one group per stage, assembled in `shoptune.main`."""

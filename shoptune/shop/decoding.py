@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from shoptune.config.schema import ServeConfig
-from shoptune.data.structured import response_format
+from shoptune.shop.structured import response_format
 
 EXTRACTION_MAX_TOKENS = 128
 """Token budget of one extraction answer: the longest target in the corpus is ~60 tokens under

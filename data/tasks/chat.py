@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoptune.data import resources
-from shoptune.data.prompts import catalogue_context, policy_context, system_message
-from shoptune.data.resources import PolicyTopic, Product
 from shoptune.data.tasks.context import Redraw, TaskContext, owning_split
 from shoptune.data.tasks.faq import ask
 from shoptune.data.tasks.queries import ProductQuery, sample_product_query
 from shoptune.data.tasks.recommend import product_detail, recommendation_body, recommended, retrieve_candidates
+from shoptune.shop import resources
+from shoptune.shop.prompts import catalogue_context, policy_context, system_message
+from shoptune.shop.resources import PolicyTopic, Product
 
 CHAT_CONTEXT_SIZE = 4
 """Fewer products than a single recommendation shows: the turns need the room."""

@@ -20,14 +20,14 @@ from typing import Any
 from shoptune.config.schema import DataConfig
 from shoptune.core.atomic import atomic_write_json, atomic_write_text
 from shoptune.core.hashing import sha256_bytes
-from shoptune.data import resources
-from shoptune.data.records import RecordValidator
 from shoptune.data.tasks.chat import chat_record
 from shoptune.data.tasks.context import Redraw, TaskContext, heldout_subset, normalise_message
 from shoptune.data.tasks.extract import extract_record
 from shoptune.data.tasks.faq import faq_record, question_pool
 from shoptune.data.tasks.recommend import recommend_record
 from shoptune.data.tasks.refusal import refusal_record
+from shoptune.shop import resources
+from shoptune.shop.records import RecordValidator
 
 GENERATOR_VERSION = "1.1"
 SPLITS = ("train", "val", "test")
@@ -242,7 +242,7 @@ def build_dataset(config: DataConfig, out_dir: Path, limit: TokenLimit | None = 
 
 def token_limit_for(model_name: str, tokenizer: Any, max_tokens: int) -> TokenLimit:
     """A `TokenLimit` that counts tokens exactly as training will (the model's chat template)."""
-    from shoptune.data.render import render_record
+    from shoptune.shop.render import render_record
 
     return TokenLimit(
         model=model_name,

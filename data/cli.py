@@ -82,10 +82,10 @@ def build(config_path: Path | None, overrides: tuple[str, ...], out_dir: Path | 
 @click.option("--max-tokens", type=click.IntRange(1), default=None, help="Token limit (default: data.max_tokens).")
 def check(files: tuple[Path, ...], config_path: Path | None, model: str | None, max_tokens: int | None) -> None:
     """Validate JSONL files record by record: one `FILE:LINE: message` per problem; exit 1 if any."""
-    from shoptune.data import resources
-    from shoptune.data.check import CheckSummary, check_file
-    from shoptune.data.records import RecordValidator
-    from shoptune.data.render import render_record
+    from shoptune.shop import resources
+    from shoptune.shop.check import CheckSummary, check_file
+    from shoptune.shop.records import RecordValidator
+    from shoptune.shop.render import render_record
 
     count_tokens = None
     if model is not None:
@@ -114,8 +114,8 @@ def check(files: tuple[Path, ...], config_path: Path | None, model: str | None, 
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def stats(file: Path, model: str | None, as_json: bool) -> None:
     """Counts per task and language, turns, token lengths (min/median/p95/max), duplicates."""
-    from shoptune.data.reading import read_records
     from shoptune.data.stats import corpus_stats
+    from shoptune.shop.reading import read_records
 
     figures = corpus_stats(read_records(file), _tokenizer(model) if model else None)
     if as_json:
@@ -135,8 +135,8 @@ def stats(file: Path, model: str | None, as_json: bool) -> None:
 @click.option("--id", "record_id", default=None, help="Show the record with this id.")
 def show(file: Path, model: str, count: int, record_id: str | None) -> None:
     """Print records as the model will see them; «…» marks the tokens that carry loss."""
-    from shoptune.data.reading import read_records
-    from shoptune.data.render import marked_text, render_record
+    from shoptune.shop.reading import read_records
+    from shoptune.shop.render import marked_text, render_record
 
     records = read_records(file)
     if record_id is not None:

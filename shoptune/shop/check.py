@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shoptune.data.records import RecordValidator
+from shoptune.shop.records import RecordValidator
 
 MAX_LINE_BYTES = 1 << 20
 """One record per line; a line over 1 MiB is a broken file, not a conversation."""

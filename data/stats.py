@@ -6,8 +6,8 @@ import statistics
 from collections import Counter
 from typing import Any
 
-from shoptune.data.render import render_record
 from shoptune.data.tasks.context import normalise_message
+from shoptune.shop.render import render_record
 
 
 def _distribution(values: list[int]) -> dict[str, float]:

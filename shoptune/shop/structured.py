@@ -5,7 +5,7 @@ whitespace until it runs out of tokens), which admits exactly one spelling of a 
 space after `,` or `:`, keys in the schema's order. Training targets are written in that same
 spelling, so under guided decoding the tuned model is asked for the very tokens it was trained
 to produce, and structured output equals free-form output. Both the evaluation backends and the
-storefront ask for an extraction with `shoptune.serve.decoding.extraction_request`, so a score
+storefront ask for an extraction with `shoptune.shop.decoding.extraction_request`, so a score
 measures what the storefront gets.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shoptune.data import resources
+from shoptune.shop import resources
 
 
 def json_answer(value: dict[str, Any]) -> str:

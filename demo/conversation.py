@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from shoptune.data.prompts import format_price
 from shoptune.eval.metrics.degenerate import degenerate_reasons
 from shoptune.eval.metrics.extraction import normalised_equal
 from shoptune.eval.metrics.grounding import item_lines, named_products
+from shoptune.shop.prompts import format_price
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoptune.data import resources
-from shoptune.data.prompts import policy_context, system_message
-from shoptune.data.resources import PolicyTopic
 from shoptune.data.surface import add_typos, casing_noise, order_id
 from shoptune.data.tasks.context import TaskContext
+from shoptune.shop import resources
+from shoptune.shop.prompts import policy_context, system_message
+from shoptune.shop.resources import PolicyTopic
 
 
 def question_pool(topic: PolicyTopic, lang: str) -> list[dict[str, str]]:

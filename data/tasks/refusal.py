@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoptune.data import resources
-from shoptune.data.prompts import catalogue_context, system_message
 from shoptune.data.surface import coupon_code
 from shoptune.data.tasks.context import TaskContext
+from shoptune.shop import resources
+from shoptune.shop.prompts import catalogue_context, system_message
 
 KIND_WEIGHTS = (("out_of_scope", 0.4), ("injection", 0.4), ("fake_coupon", 0.2))
 

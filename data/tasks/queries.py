@@ -6,11 +6,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from shoptune.data import resources
-from shoptune.data.prompts import detect_language
-from shoptune.data.resources import Product
 from shoptune.data.surface import add_typos, budget_phrase, casing_noise
 from shoptune.data.tasks.context import TaskContext, slots
+from shoptune.shop import resources
+from shoptune.shop.prompts import detect_language
+from shoptune.shop.resources import Product
 
 SIZE_KIND = {"phone": "storage", "laptop": "storage", "shoes": "shoe", "apparel": "apparel"}
 

@@ -12,7 +12,7 @@ from shoptune.config.schema import TASKS
 from shoptune.core.errors import BadInputError
 from shoptune.eval.metrics import METRICS
 
-TASKS_DIR = Path(__file__).resolve().parent / "tasks"
+TASKS_DIR = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -10,15 +11,7 @@ from typing import Any
 import click
 
 from shoptune import __version__
-from shoptune.cli.chat_cmd import chat
-from shoptune.cli.config_cmd import config_group
-from shoptune.cli.demo import demo
-from shoptune.cli.models import models_group
 from shoptune.core.errors import ShoptuneError
-from shoptune.data.cli import data_group
-from shoptune.eval.cli import eval_group
-from shoptune.serve.cli import serve_group
-from shoptune.train.cli import merge, train
 
 # bitsandbytes (installed for QLoRA) warns on import on any AVX-512 CPU that an optional
 # Hugging Face kernel package is absent; it is irrelevant to every CPU command.
@@ -33,11 +26,36 @@ Exit codes:
 """
 
 
-class ShoptuneGroup(click.Group):
-    """Prints a `ShoptuneError` as one `error:` message with its exit code, never a traceback.
+COMMANDS = {
+    "models": "shoptune.cli.models:models_group",
+    "data": "shoptune.data.cli:data_group",
+    "train": "shoptune.train.cli:train",
+    "merge": "shoptune.train.cli:merge",
+    "eval": "shoptune.eval.cli:eval_group",
+    "serve": "shoptune.serve.cli:serve_group",
+    "demo": "shoptune.demo.cli:demo",
+    "chat": "shoptune.cli.chat_cmd:chat",
+    "config": "shoptune.cli.config_cmd:config_group",
+}
+"""Each command and the module that defines it. Imported by name when used, so the entry point
+depends on no stage at import time (the layer contract in pyproject.toml holds) and `shoptune
+data check` does not import the training stack."""
 
-    Set SHOPTUNE_DEBUG=1 to get the traceback as well.
+
+class ShoptuneGroup(click.Group):
+    """Loads the stage commands of `COMMANDS` on demand, and prints a `ShoptuneError` as one
+    `error:` message with its exit code, never a traceback (SHOPTUNE_DEBUG=1 adds the traceback).
     """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module_name, attribute = COMMANDS[name].split(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attribute)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -63,10 +81,6 @@ def cli() -> None:
 
     Stages: models -> data -> train -> merge -> eval -> serve; `demo` runs them all.
     """
-
-
-for command in (models_group, data_group, train, merge, eval_group, serve_group, demo, chat, config_group):
-    cli.add_command(command)
 
 
 def main() -> None:

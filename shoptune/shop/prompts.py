@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from shoptune.data.resources import PolicyTopic, Product
+from shoptune.shop.resources import PolicyTopic, Product
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from shoptune.data import resources
-from shoptune.data.prompts import catalogue_context, format_price, system_message
-from shoptune.data.resources import Product
 from shoptune.data.tasks.context import TaskContext
 from shoptune.data.tasks.queries import ProductQuery, sample_product_query
+from shoptune.shop import resources
+from shoptune.shop.prompts import catalogue_context, format_price, system_message
+from shoptune.shop.resources import Product
 
 MAX_RECOMMENDED = 3
 CONTEXT_SIZE = 5

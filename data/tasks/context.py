@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shoptune.data import resources
-from shoptune.data.resources import Product, StyleGuide
+from shoptune.shop import resources
+from shoptune.shop.resources import Product, StyleGuide
 
 _SLOT = re.compile(r"\{(\w+)\}")
 

@@ -124,7 +124,7 @@ def evaluate_endpoint(
     from shoptune.eval.metrics.reported import SUMMARY
     from shoptune.eval.runner import run_evaluation, select_records
     from shoptune.eval.tasks import load_task
-    from shoptune.serve.decoding import reply_request
+    from shoptune.shop.decoding import reply_request
 
     task = load_task(task_name)
     backend = EndpointBackend(
@@ -234,16 +234,16 @@ class Services:
 
 
 def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool, log: Log) -> dict[str, Any]:
-    from shoptune.data import resources
     from shoptune.data.build import GENERATOR_VERSION, build_dataset, token_limit_for
-    from shoptune.data.check import check_file
-    from shoptune.data.reading import read_records
-    from shoptune.data.records import RecordValidator
     from shoptune.demo.conversation import play
     from shoptune.demo.report import write_demo_report
     from shoptune.models import resolve_config_model
     from shoptune.models.identity import model_identity
     from shoptune.models.loading import load_tokenizer
+    from shoptune.shop import resources
+    from shoptune.shop.check import check_file
+    from shoptune.shop.reading import read_records
+    from shoptune.shop.records import RecordValidator
     from shoptune.train.merge import merge_run
     from shoptune.train.recipe import run_training
 
@@ -414,8 +414,8 @@ def _saved_outputs(report_dir: Path) -> dict[str, str]:
 def check_demo_parity(config: ShoptuneConfig, paths: DemoPaths, base_model_dir: Path, log: Log) -> dict[str, Any]:
     """`eval parity` on the demo's models: the merged model on every test extraction record (reusing
     the two tuned eval stages' outputs), and base + LoRA adapter on the first `demo.parity_adapter_records`."""
-    from shoptune.data.reading import read_records
     from shoptune.eval.parity import check_parity, write_parity
+    from shoptune.shop.reading import read_records
 
     records = [r for r in read_records(paths.data / "test.jsonl") if r["task"] == "extract"]
     served = {"free": _saved_outputs(paths.eval_tuned), "structured": _saved_outputs(paths.eval_guided)}

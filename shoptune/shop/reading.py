@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from shoptune.core.errors import BadInputError
-from shoptune.data import resources
-from shoptune.data.check import check_file, iter_lines, parse_json_line
-from shoptune.data.records import RecordValidator
+from shoptune.shop import resources
+from shoptune.shop.check import check_file, iter_lines, parse_json_line
+from shoptune.shop.records import RecordValidator
 
 SHOWN_PROBLEMS = 20
 

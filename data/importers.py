@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shoptune.data import resources
-from shoptune.data.check import iter_lines, parse_json_line
-from shoptune.data.prompts import detect_language
-from shoptune.data.records import RecordValidator
+from shoptune.shop import resources
+from shoptune.shop.check import iter_lines, parse_json_line
+from shoptune.shop.prompts import detect_language
+from shoptune.shop.records import RecordValidator
 
 FORMATS = ("sharegpt", "alpaca", "openai")
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoptune.data import resources
-from shoptune.data.prompts import extraction_system_prompt
-from shoptune.data.structured import json_answer
 from shoptune.data.surface import add_typos, budget_phrase, casing_noise, order_id
 from shoptune.data.tasks.context import TaskContext, slots
 from shoptune.data.tasks.queries import colour_phrase, product_phrase, sample_product_query
+from shoptune.shop import resources
+from shoptune.shop.prompts import extraction_system_prompt
+from shoptune.shop.structured import json_answer
 
 INTENTS = ("order_status", "return", "exchange", "refund", "cancel", "shipping", "other")
 
