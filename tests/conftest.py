@@ -22,6 +22,18 @@ from shoptune.models import prepare_model
 SHOPTUNE_BIN = Path(sys.executable).with_name("shoptune")
 
 
+MODEL_FIXTURES = {"tiny_qwen_dir", "smollm2_dir", "tiny_data"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that needs a prepared model, directly or through any fixture it uses, is `slow`: it
+    loads weights, trains or serves. The few slow tests that reach a model some other way (a CLI
+    subprocess that prepares one) carry the mark themselves. `pytest -m "not slow"` is the fast tier."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def tiny_qwen_dir() -> Path:
     """tiny-qwen2.5 prepared in the shared cache ($SHOPTUNE_HOME), built once per machine."""
