@@ -2,7 +2,7 @@
 
 The real Qwen2.5-7B-Instruct weights are 15 GB from a hub this project may not reach, but
 memory, dtype, 4-bit and kernel problems do not depend on the weights' values. So this builds
-Qwen2.5-7B-Instruct's exact architecture (shoptune/models/architectures/qwen2.5-7b-instruct.json)
+Qwen2.5-7B-Instruct's exact architecture (src/shoptune/models/architectures/qwen2.5-7b-instruct.json)
 with random bf16 weights and Qwen2.5's exact tokenizer (taken from tiny-qwen2.5), then runs the
 unchanged `shoptune train configs/qwen2.5-7b-{lora,qlora}.yaml` for a few steps and sets the
 measured peak GPU memory beside the `--dry-run` estimate for the same batch.

@@ -33,7 +33,7 @@ STAMP="$VENV/.shoptune-install"
 # The install is a strict editable one (a link tree under build/, so editors, type checkers and
 # lint-imports see shoptune.train in train/ and so on): a module added or removed needs a
 # reinstall, hence the list of modules in the stamp.
-MODULES="$(find shoptune data train eval serve demo -name '*.py' -o -name '*.yaml' -o -name '*.json' -o -name '*.md' | sort)"
+MODULES="$(find src/shoptune data train eval serve demo -name '*.py' -o -name '*.yaml' -o -name '*.json' -o -name '*.md' | sort)"
 WANT="$MODE $( (cat pyproject.toml requirements/constraints-cpu.txt scripts/install.sh; echo "$MODULES") | sha256sum | cut -d' ' -f1)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" && -x "$VENV/bin/shoptune" ]]; then
   echo "shoptune environment in $VENV is up to date ($MODE)"

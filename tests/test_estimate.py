@@ -24,7 +24,7 @@ TOY = {
     "vocab_size": 1000,
     "tie_word_embeddings": True,
 }
-QWEN_7B = json.loads((REPO_ROOT / "shoptune/models/architectures/qwen2.5-7b-instruct.json").read_text())
+QWEN_7B = json.loads((REPO_ROOT / "src/shoptune/models/architectures/qwen2.5-7b-instruct.json").read_text())
 
 
 def test_toy_model_by_hand() -> None:

@@ -28,7 +28,7 @@ def test_stage_folders_are_shoptune_subpackages() -> None:
 
 def test_the_package_folder_holds_only_what_every_stage_shares() -> None:
     shared = {"cli", "config", "core", "models", "shop", "__pycache__"}
-    assert {p.name for p in (REPO_ROOT / "shoptune").iterdir() if p.is_dir()} <= shared
+    assert {p.name for p in (REPO_ROOT / "src" / "shoptune").iterdir() if p.is_dir()} <= shared
 
 
 def test_datasets_folder_holds_no_code() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 """The checkout shoptune runs from (shoptune is installed editable, see README)."""
 
 DATASETS_DIR = REPO_ROOT / "datasets"
