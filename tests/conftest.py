@@ -30,7 +30,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     loads weights, trains or serves. The few slow tests that reach a model some other way (a CLI
     subprocess that prepares one) carry the mark themselves. `pytest -m "not slow"` is the fast tier."""
     for item in items:
-        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+        callspec = getattr(item, "callspec", None)
+        named = {value for value in callspec.params.values() if isinstance(value, str)} if callspec else set()
+        if MODEL_FIXTURES & (set(getattr(item, "fixturenames", ())) | named):  # named: getfixturevalue(param)
             item.add_marker(pytest.mark.slow)
 
 
