@@ -260,7 +260,7 @@ def json_schema() -> dict[str, Any]:
         "extends": {"type": "string", "description": "Another config file (relative to this one) to start from."},
         **schema["properties"],
     }
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "shoptune config", **schema}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": "shoptune config"}
 
 
 def to_yaml(config: ShoptuneConfig) -> str:
