@@ -40,9 +40,9 @@ def check_gates(report_dir: Path, *, config: ShoptuneConfig | None = None, basel
         value = _metric(report, name)
         if value is None:
             failures.append(f"{name}: not measured in {report_dir} (gate {threshold})")
-        elif lower_is_better(name) and value > threshold:
+        elif (ceiling := lower_is_better(name)) and value > threshold:
             failures.append(f"{name}: {value:.4f} is above the ceiling {threshold} (lower is better)")
-        elif not lower_is_better(name) and value < threshold:
+        elif not ceiling and value < threshold:
             failures.append(f"{name}: {value:.4f} is below the threshold {threshold}")
     if baseline is not None:
         _report(baseline)

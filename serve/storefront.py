@@ -87,7 +87,7 @@ class PolicyIndex:
             for t in self.topics
         ]
 
-    def search(self, text: str, k: int = 2, threshold: float = 0.34) -> list[PolicyTopic]:
+    def search(self, text: str, k: int, threshold: float) -> list[PolicyTopic]:
         """The (at most `k`) topics containing at least `threshold` of the message's terms, best first."""
         # English function words (and their 3-grams) overlap every policy text; without this
         # "What about black?" scored as a returns question.
@@ -113,6 +113,8 @@ class Storefront:
         self.tokenizer = tokenizer
         self.index = index or CatalogueIndex()
         self.policies = PolicyIndex()
+        self.reply = reply_request(settings.serve)
+        """Sampling arguments of every chat and recommendation reply (the storefront's settings)."""
         self.validators = {name: Draft202012Validator(s) for name, s in resources.schemas().items()}
 
     # --- extraction -----------------------------------------------------------------------
@@ -170,10 +172,9 @@ class Storefront:
         filters = self._merge_filters(state.get("filters"), extracted)
         blocks = []
         products: list[Product] = []
-        serve = self.settings.serve
-        topics = self.policies.search(message, serve.policy_topics_per_turn, serve.policy_match_share)
+        topics = self.policy_topics(message)
         if self._asks_about_products(message, extracted, filters, topics, state.get("about_products", False)):
-            earlier = history[-serve.retrieval_history_turns :]
+            earlier = history[-self.settings.serve.retrieval_history_turns :]
             recent = " ".join(t["content"] for t in earlier if t["role"] == "user")
             products = self._retrieve(f"{recent} {message}", filters)
             blocks.append(catalogue_context(products, lang))
@@ -189,6 +190,11 @@ class Storefront:
         self.store.append(session_id, [user, {"role": "assistant", "content": reply}])
         self.store.set_state(session_id, {**state, "filters": filters, "about_products": bool(products)})
         return ChatResult(reply, products, filters, [t.id for t in topics])
+
+    def policy_topics(self, message: str) -> list[PolicyTopic]:
+        """The policy topics a message is about, within the configured limits."""
+        serve = self.settings.serve
+        return self.policies.search(message, serve.policy_topics_per_turn, serve.policy_match_share)
 
     def _filters_from_model(self, message: str) -> dict[str, Any]:
         """The chat's extraction step. It only narrows retrieval, so when the model cannot give a
@@ -251,9 +257,7 @@ class Storefront:
         return len(self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)["input_ids"])
 
     def _complete(self, messages: list[dict[str, str]]) -> str:
-        reply = self.llm.chat.completions.create(
-            model=self.settings.model_name, messages=messages, **reply_request(self.settings.serve)
-        )
+        reply = self.llm.chat.completions.create(model=self.settings.model_name, messages=messages, **self.reply)
         return (reply.choices[0].message.content or "").strip()
 
 

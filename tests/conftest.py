@@ -26,9 +26,9 @@ MODEL_FIXTURES = {"tiny_qwen_dir", "smollm2_dir", "tiny_data"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test that needs a prepared model, directly or through any fixture it uses, is `slow`: it
-    loads weights, trains or serves. The few slow tests that reach a model some other way (a CLI
-    subprocess that prepares one) carry the mark themselves. `pytest -m "not slow"` is the fast tier."""
+    """A test that needs a prepared model, directly, through any fixture it uses, or by a fixture name
+    it is parametrized with, is `slow`: it loads weights, trains or serves. `pytest -m "not slow"` is
+    the fast tier."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         named = {value for value in callspec.params.values() if isinstance(value, str)} if callspec else set()

@@ -77,11 +77,15 @@ def test_retrieval_in_both_languages() -> None:
 
 
 def test_policy_lookup() -> None:
-    index = PolicyIndex()
-    assert index.search("退货政策是怎样的？")[0].id == "returns"
-    assert [t.id for t in index.search("Can I get an invoice for my company?")][:1] == ["invoices"]
-    assert index.search("hello") == []
-    assert index.search("What about black?") == []  # function words overlap every policy text
+    index, serve = PolicyIndex(), ServeConfig()
+
+    def search(text: str) -> list:
+        return index.search(text, serve.policy_topics_per_turn, serve.policy_match_share)
+
+    assert search("退货政策是怎样的？")[0].id == "returns"
+    assert [t.id for t in search("Can I get an invoice for my company?")][:1] == ["invoices"]
+    assert search("hello") == []
+    assert search("What about black?") == []  # function words overlap every policy text
 
 
 def test_follow_up_filters_keep_the_product() -> None:
@@ -112,7 +116,7 @@ def test_which_turns_get_catalogue_context(message: str, extracted_color: str | 
     storefront = Storefront(StorefrontSettings(model_name="shop", system_prompt="sys"), store=None, llm=None)
     conversation = {"product": "手机", "price_range": [None, 3000], "color": None, "size": None}
     extracted = {"product": None, "price_range": None, "color": extracted_color, "size": None}
-    topics = storefront.policies.search(message)
+    topics = storefront.policy_topics(message)
     assert storefront._asks_about_products(message, extracted, conversation, topics) is gets_products
     unnamed = {"product": None}  # the extraction missed the product; the last turn was still about one
     assert storefront._asks_about_products(message, extracted, unnamed, topics, True) is gets_products

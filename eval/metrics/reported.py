@@ -106,6 +106,10 @@ def lower_is_better(name: str) -> bool:
     return metric is not None and not metric.higher_is_better
 
 
+_LOWER_IS_BETTER_SCORES = frozenset(m.score for m in REPORTED.values() if not m.higher_is_better)
+_LOWER_IS_BETTER_PREFIXES = frozenset(v.score_prefix for v in FIELD_VIEWS.values() if not v.higher_is_better)
+
+
 def score_marks_failure(score: str, value: float | None) -> bool:
     """Whether a per-record score value marks that record as failed (1 for a lower-is-better score, else 0)."""
     if value is None or score in COUNT_SCORES:
@@ -115,7 +119,6 @@ def score_marks_failure(score: str, value: float | None) -> bool:
 
 def score_lower_is_better(score: str) -> bool:
     """Per-record scores where 1 marks the failure: `degenerate`, `invented:<field>`, ..."""
-    prefix = score.split(":", 1)[0] if ":" in score else None
-    if prefix is not None:
-        return any(view.score_prefix == prefix and not view.higher_is_better for view in FIELD_VIEWS.values())
-    return any(metric.score == score and not metric.higher_is_better for metric in REPORTED.values())
+    if ":" in score:
+        return score.split(":", 1)[0] in _LOWER_IS_BETTER_PREFIXES
+    return score in _LOWER_IS_BETTER_SCORES

@@ -19,7 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from shoptune.config.schema import ShoptuneConfig
-from shoptune.config.section import KeyPath, is_section, problems_from
+from shoptune.config.section import KeyPath, field_type_at, is_section, problems_from
 from shoptune.core.atomic import atomic_write_text
 from shoptune.core.errors import BadInputError
 
@@ -211,13 +211,7 @@ def _apply_override(raw: dict[str, Any], override: str, collector: _Collector) -
 
 def _field_type(key: KeyPath) -> Any:
     """The annotated type at `key` in the schema, or None when the key is unknown."""
-    current: Any = ShoptuneConfig
-    for part in key:
-        field = current.model_fields.get(part) if is_section(current) else None
-        if field is None:
-            return None
-        current = field.annotation
-    return current
+    return field_type_at(ShoptuneConfig, key)
 
 
 def _parse_override_value(text: str, target_type: Any) -> Any:

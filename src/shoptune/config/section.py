@@ -101,6 +101,12 @@ _EXPECTED = {
     "model_type": "a mapping (section)",
     "model_attributes_type": "a mapping (section)",
 }
+_BOUNDS = {
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be greater than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+}
 
 
 def _message(error: Any, model: type[BaseModel], key: KeyPath) -> str:
@@ -113,22 +119,24 @@ def _message(error: Any, model: type[BaseModel], key: KeyPath) -> str:
         return f"expected {_EXPECTED[kind]}, got {describe(value)}"
     if kind == "literal_error":
         return f"must be one of {ctx['expected']}, got {value!r}"
-    bounds = {
-        "greater_than_equal": "must be at least {ge}",
-        "greater_than": "must be greater than {gt}",
-        "less_than_equal": "must be at most {le}",
-        "less_than": "must be less than {lt}",
-    }
-    if kind in bounds:
-        return bounds[kind].format(**ctx) + f", got {value}"
+    if kind in _BOUNDS:
+        return _BOUNDS[kind].format(**ctx) + f", got {value}"
     return str(error["msg"]).removeprefix("Value error, ")
 
 
-def _known_keys(model: type[BaseModel], key: Sequence[str]) -> list[str]:
-    section: Any = model
+def field_type_at(model: type[BaseModel], key: Sequence[str]) -> Any:
+    """The annotated type at `key` below `model` (`model` itself for an empty key), or None when unknown."""
+    current: Any = model
     for part in key:
-        field = section.model_fields.get(part) if is_section(section) else None
-        section = field.annotation if field is not None else None
+        field = current.model_fields.get(part) if is_section(current) else None
+        if field is None:
+            return None
+        current = field.annotation
+    return current
+
+
+def _known_keys(model: type[BaseModel], key: Sequence[str]) -> list[str]:
+    section = field_type_at(model, key)
     return list(section.model_fields) if is_section(section) else []
 
 
