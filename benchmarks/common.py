@@ -22,7 +22,7 @@ MODEL = "smollm2-135m-instruct"
 
 def shoptune(*args: str) -> str:
     """The installed CLI, as a user runs it; its stdout."""
-    from shoptune.serve.supervisor import shoptune_argv
+    from shoptune.core.process import shoptune_argv
 
     done = subprocess.run(shoptune_argv(*args), cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:

@@ -22,11 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CONFIG, MODEL, ROOT, WORK, model_dir, percentile, set_options, write_result
 
 API_KEY = "bench-key"
+STARTUP_TIMEOUT_S = 600
 CHATS = (
     "我想买一部3000元以内的手机",
     "I need a phone under 3000 yuan",
@@ -95,51 +95,58 @@ def drive(url: str, concurrency: int, requests: int, tokenizer: Any) -> dict[str
     }
 
 
-def wait_until_serving(url: str, process: subprocess.Popen, timeout_s: float = 600) -> float:
-    """Seconds until /healthz answers and a first chat (the warm-up) succeeds."""
+def serving(url: str) -> Callable[[], bool]:
+    """A probe: does a first chat (the warm-up) succeed?"""
     import httpx
 
-    started = time.perf_counter()
-    while time.perf_counter() - started < timeout_s:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode} while starting")
+    def check() -> bool:
+        path, body = request_body(0)
         try:
-            path, body = request_body(0)
             reply = httpx.post(f"{url}{path}", json=body, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=120)
-            if reply.status_code == 200:
-                return time.perf_counter() - started
         except httpx.HTTPError:
-            pass
-        time.sleep(2)
-    raise SystemExit(f"{url} did not answer within {timeout_s:.0f} s")
+            return False
+        return reply.status_code == 200
 
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM by PID (the server stops its own children), SIGKILL if it lingers."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    return check
 
 
 def measure(name: str, command: list[str], url: str, plan: dict[int, int], tokenizer: Any, log: Path) -> dict:
+    """Start the server, wait for a first chat, then drive each concurrency level of `plan`."""
+    from shoptune.core.process import ChildProcess
+
     env = {**os.environ, "SHOPTUNE_API_KEY": API_KEY}
-    with open(log, "wb") as sink:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        startup = wait_until_serving(url, process)
+    with ChildProcess(name, command, log, env=env, cwd=ROOT).start() as server:
+        startup = server.wait_ready(serving(url), STARTUP_TIMEOUT_S, poll_s=2.0)
         levels = []
         for concurrency, requests in plan.items():
             levels.append(drive(url, concurrency, requests, tokenizer))
             print(f"  [{name}] {levels[-1]}", flush=True)
-    finally:
-        stop(process)
     return {"startup_seconds": round(startup, 1), "levels": levels}
+
+
+def shoptune_command(directory: Path, vllm_port: int, app_port: int) -> list[str]:
+    """`shoptune serve up` (vLLM + storefront, no page) on the benchmark's ports and folders."""
+    from shoptune.core.process import shoptune_argv
+
+    settings = {
+        "serve.compile": "true",
+        "serve.vllm_port": vllm_port,
+        "serve.app_port": app_port,
+        "serve.sqlite_path": WORK / "load-sessions.sqlite3",
+        "serve.log_dir": WORK / "logs",
+    }
+    return shoptune_argv(
+        "serve", "up", "--config", str(CONFIG), "--model", str(directory), "--no-ui", *set_options(settings)
+    )
+
+
+def seed_command(directory: Path, port: int, config: Any) -> list[str]:
+    """The seed-style baseline: transformers `generate` behind FastAPI, one request at a time."""
+    return [
+        sys.executable, str(ROOT / "benchmarks" / "seed_server.py"), "--model", str(directory),
+        "--port", str(port), "--system-prompt", config.data.system_prompt,
+        "--max-new-tokens", str(config.serve.max_new_tokens),
+    ]  # fmt: skip
 
 
 def main() -> None:
@@ -157,57 +164,17 @@ def main() -> None:
 
     from shoptune.config import load_config
     from shoptune.core.net import free_port
-    from shoptune.serve.supervisor import shoptune_argv
 
     config = load_config(CONFIG)
     directory = model_dir(MODEL)
     tokenizer = AutoTokenizer.from_pretrained(directory)
     WORK.mkdir(parents=True, exist_ok=True)
     vllm_port, app_port, seed_port = free_port(), free_port(), free_port()
-    ours = measure(
-        "shoptune",
-        shoptune_argv(
-            "serve",
-            "up",
-            "--config",
-            str(CONFIG),
-            "--model",
-            str(directory),
-            "--no-ui",
-            *set_options(
-                {
-                    "serve.compile": "true",
-                    "serve.vllm_port": vllm_port,
-                    "serve.app_port": app_port,
-                    "serve.sqlite_path": WORK / "load-sessions.sqlite3",
-                    "serve.log_dir": WORK / "logs",
-                }
-            ),
-        ),
-        f"http://127.0.0.1:{app_port}",
-        ours_plan,
-        tokenizer,
-        WORK / "serve-up.log",
-    )
-    seed = measure(
-        "seed",
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "seed_server.py"),
-            "--model",
-            str(directory),
-            "--port",
-            str(seed_port),
-            "--system-prompt",
-            config.data.system_prompt,
-            "--max-new-tokens",
-            str(config.serve.max_new_tokens),
-        ],
-        f"http://127.0.0.1:{seed_port}",
-        seed_plan,
-        tokenizer,
-        WORK / "seed-server.log",
-    )
+    ours_url, seed_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{seed_port}"
+    ours_command = shoptune_command(directory, vllm_port, app_port)
+    ours = measure("shoptune", ours_command, ours_url, ours_plan, tokenizer, WORK / "serve-up.log")
+    seed_server = seed_command(directory, seed_port, config)
+    seed = measure("seed", seed_server, seed_url, seed_plan, tokenizer, WORK / "seed-server.log")
     at8 = {
         name: next(level for level in run["levels"] if level["concurrency"] == 8)
         for name, run in (("ours", ours), ("seed", seed))

@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CONFIG, MODEL, ROOT, WORK, model_dir, set_options, test_split, write_result
 
-from shoptune.serve.supervisor import shoptune_argv
+from shoptune.core.process import shoptune_argv
 
 TRAIN_RECORDS = 256
 VAL_RECORDS = 64

@@ -16,26 +16,22 @@ would take most of the CPU budget.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from shoptune.config import ShoptuneConfig, write_resolved_config
-from shoptune.core.errors import BadInputError, EnvironmentProblem
+from shoptune.core.errors import BadInputError
 from shoptune.core.hashing import sha256_file
-from shoptune.core.net import free_port
 from shoptune.core.paths import REPO_ROOT
+from shoptune.demo.services import Services
 from shoptune.demo.stages import StageRunner, content_hash
 
 Log = Callable[[str], None]
-STAGES = 12
 INJECTION_SUITE = Path("datasets") / "security" / "prompt_injection.jsonl"
 HANDWRITTEN = Path("datasets") / "eval" / "handwritten_extraction.jsonl"
 
@@ -122,285 +118,294 @@ def evaluate_endpoint(
 ) -> dict[str, Any]:
     from shoptune.eval.backends import EndpointBackend
     from shoptune.eval.metrics.reported import SUMMARY
-    from shoptune.eval.runner import run_evaluation, select_records
+    from shoptune.eval.runner import EvalJob, run_evaluation
     from shoptune.eval.tasks import load_task
-    from shoptune.shop.decoding import reply_request
 
-    task = load_task(task_name)
-    backend = EndpointBackend(
-        base_url,
-        model_name,
-        api_key="",
-        concurrency=config.eval.concurrency,
-        reply=reply_request(config.serve),
-        structured_output=structured,
-    )
-    report = run_evaluation(
-        config=config,
-        task=task,
-        data=data,
-        records=select_records(data, task, None),
-        backend=backend,
-        identity=identity,
-        structured=structured,
-        out_dir=out_dir,
-        baseline=baseline,
-        log=log,
-    )
+    job = EvalJob.select(config, load_task(task_name), data, out_dir, baseline=baseline)
+    backend = EndpointBackend.as_served(config, base_url, model_name, structured=structured)
+    report = run_evaluation(job, backend, identity, structured=structured, log=log)
     metrics = report["metrics"]
     shown = [k for k in SUMMARY if k in metrics]
     log(f"  {model_name}: " + ", ".join(f"{key} {metrics[key]:.3f}" for key in shown))
     return {key: metrics[key] for key in shown}
 
 
-class Services:
-    """vLLM (and, on demand, the storefront) for the model under test, started once, stopped at the end."""
+@dataclass(frozen=True)
+class Stage:
+    """One demo stage: its name, the hash of what its result depends on, the files it must leave
+    (a stage is skipped when both are as last time), and its body, which returns its summary."""
 
-    def __init__(self, config: ShoptuneConfig, model_dir: Path, served_name: str, logs: Path, log: Log) -> None:
-        self.config, self.model_dir, self.served_name, self.logs, self.log = config, model_dir, served_name, logs, log
-        self.vllm = None
-        self.app: subprocess.Popen | None = None
-        self.app_url = ""
-        self.api_key = secrets.token_urlsafe(24)
+    name: str
+    inputs: Callable[[DemoRun], str]
+    outputs: Callable[[DemoRun], list[Path]]
+    body: Callable[[DemoRun], dict[str, Any]]
 
-    def llm(self):
-        if self.vllm is None:
-            from shoptune.serve.vllm_server import VllmServer
 
-            self.vllm = VllmServer(
-                model_dir=self.model_dir,
-                config=self.config.serve,
-                served_name=self.served_name,
-                port=free_port(),
-                log_path=self.logs / f"vllm-{self.served_name}.log",
-            )
-            self.vllm.start()
-            self.log(f"  starting vLLM for {self.model_dir.name} (log {self.vllm.log_path})")
-            seconds = self.vllm.wait_ready()
-            self.log(f"  vLLM ready at {self.vllm.base_url} in {seconds:.0f} s")
-        return self.vllm
+@dataclass
+class DemoRun:
+    """What the stages share: the resolved config and its file, the folders, the log, the servers of
+    the tuned model, and the results so far (later stages' hashes chain on earlier ones')."""
 
-    def storefront(self, config_path: Path) -> str:
-        if self.app is None:
-            import httpx
+    config: ShoptuneConfig
+    config_path: Path
+    paths: DemoPaths
+    log: Log
+    results: dict[str, Any] = field(default_factory=dict)
 
-            port = free_port()
-            env = {**os.environ, self.config.serve.api_key_env: self.api_key}
-            log_file = open(self.logs / "storefront-stdout.log", "ab")  # noqa: SIM115 (lives as long as the app)
-            self.app = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "shoptune",
-                    "serve",
-                    "app",
-                    "--config",
-                    str(config_path),
-                    "--llm",
-                    self.llm().base_url,
-                    "--model-name",
-                    self.served_name,
-                    "--tokenizer",
-                    str(self.model_dir),
-                    "--port",
-                    str(port),
-                ],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            self.app_url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                if self.app.poll() is not None:
-                    raise EnvironmentProblem(f"the storefront exited ({self.app.returncode}); see {self.logs}")
-                try:
-                    if httpx.get(f"{self.app_url}/healthz", timeout=2).status_code == 200:
-                        self.log(f"  storefront ready at {self.app_url}")
-                        return self.app_url
-                except httpx.HTTPError:
-                    time.sleep(0.5)
-            raise EnvironmentProblem("the storefront did not start in 120 s")
-        return self.app_url
+    @cached_property
+    def tuned(self) -> Services:
+        return Services(self.config, self.paths.merged, self.config.serve.served_model_name, self.paths.logs, self.log)
 
-    def stop(self) -> None:
-        if self.app is not None and self.app.poll() is None:
-            os.killpg(self.app.pid, 15)
-            self.app.wait(timeout=30)
-        if self.vllm is not None:
-            self.vllm.stop()
+    @property
+    def model_dir(self) -> Path:
+        return Path(self.results["prepare the model"].summary["model_dir"])
+
+    @property
+    def model_hash(self) -> str:
+        return self.results["prepare the model"].summary["files_sha256"]
+
+    @cached_property
+    def identity(self) -> dict[str, Any]:
+        from shoptune.models.identity import model_identity
+
+        return model_identity(self.config.model.name, self.model_dir)
+
+    @property
+    def test_file(self) -> Path:
+        return self.paths.data / "test.jsonl"
+
+    @property
+    def data_hash(self) -> str:
+        from shoptune.data.build import GENERATOR_VERSION
+        from shoptune.shop import resources
+
+        return content_hash(
+            self.model_hash, self.config.data.model_dump(), resources.source_hashes(), GENERATOR_VERSION
+        )
+
+    @property
+    def eval_hash(self) -> str:
+        return content_hash(self.data_hash, self.config.eval.model_dump(), self.config.serve.model_dump())
+
+    @property
+    def train_hash(self) -> str:
+        return content_hash(self.data_hash, self.model_hash, self.config.train.model_dump())
+
+    @property
+    def merge_hash(self) -> str:
+        adapter = self.paths.run / "final" / "adapter" / "adapter_model.safetensors"
+        return content_hash(self.train_hash, sha256_file(adapter))
+
+
+def prepare_model(run: DemoRun) -> dict[str, Any]:
+    from shoptune.models import resolve_config_model
+    from shoptune.models.identity import model_identity
+
+    model_dir = resolve_config_model(run.config.model, log=run.log)
+    return {
+        "model_dir": str(model_dir),
+        "files_sha256": model_identity(run.config.model.name, model_dir)["files_sha256"],
+    }
+
+
+def build_data(run: DemoRun) -> dict[str, Any]:
+    from shoptune.data.build import build_dataset, token_limit_for
+    from shoptune.models.loading import load_tokenizer
+
+    limit = token_limit_for(run.config.model.name, load_tokenizer(run.model_dir), run.config.data.max_tokens)
+    manifest = build_dataset(run.config.data, run.paths.data, limit)
+    return {split: counts["records"] for split, counts in manifest["counts"].items()}
+
+
+def check_data(run: DemoRun) -> dict[str, Any]:
+    from shoptune.shop import resources
+    from shoptune.shop.check import check_file
+    from shoptune.shop.records import RecordValidator
+
+    validator = RecordValidator(resources.schemas())
+    splits = [run.paths.data / f"{split}.jsonl" for split in ("train", "val", "test")]
+    problems = [str(problem) for path in splits for problem in check_file(path, validator)]
+    if problems:
+        raise BadInputError("the built dataset has problems:\n" + "\n".join(problems[:20]))
+    return {"problems": 0}
+
+
+def evaluate_base(run: DemoRun) -> dict[str, Any]:
+    services = Services(run.config, run.model_dir, "base", run.paths.logs, run.log)
+    try:
+        return evaluate_endpoint(
+            run.config,
+            run.test_file,
+            services.llm().base_url,
+            "base",
+            structured=False,
+            out_dir=run.paths.eval_base,
+            identity=run.identity,
+            log=run.log,
+        )
+    finally:
+        services.stop()
+
+
+def train_lora(run: DemoRun) -> dict[str, Any]:
+    from shoptune.train.recipe import run_training
+
+    if run.paths.run.exists():
+        shutil.rmtree(run.paths.run)  # inputs changed (or --force): this is a new run
+    result = run_training(run.config, out_dir=run.paths.run, data_dir=run.paths.data, log=run.log)
+    return result.manifest.get("final_metrics", {})
+
+
+def merge_adapter(run: DemoRun) -> dict[str, Any]:
+    from shoptune.train.merge import merge_run
+
+    report = merge_run(run.paths.run, run.paths.merged, log=run.log)
+    return {
+        "max_abs_logit_diff": report.max_abs_logit_diff,
+        "atol": report.atol,
+        "generations_identical": report.generations_identical,
+    }
+
+
+def evaluate_tuned(
+    data: Callable[[DemoRun], Path],
+    out_dir: Callable[[DemoPaths], Path],
+    *,
+    structured: bool = False,
+    task_name: str = "shop",
+) -> Callable[[DemoRun], dict[str, Any]]:
+    """A stage body: evaluate the served tuned model on `data` into `out_dir`; on the test split it
+    is paired against the base model's report."""
+
+    def body(run: DemoRun) -> dict[str, Any]:
+        file = data(run)
+        return evaluate_endpoint(
+            run.config,
+            file,
+            run.tuned.llm().base_url,
+            run.tuned.served_name,
+            out_dir=out_dir(run.paths),
+            identity={
+                "name": f"{run.config.name}-merged",
+                "directory": str(run.paths.merged),
+                "merged_from": str(run.paths.run),
+            },
+            log=run.log,
+            structured=structured,
+            task_name=task_name,
+            baseline=run.paths.eval_base if file == run.test_file else None,
+        )
+
+    return body
+
+
+def served_parity(run: DemoRun) -> dict[str, Any]:
+    return check_demo_parity(run.config, run.paths, run.model_dir, run.log)
+
+
+def converse(run: DemoRun) -> dict[str, Any]:
+    """The scripted conversation and the hand-written extraction set through the storefront."""
+    from shoptune.demo.conversation import play
+    from shoptune.shop.reading import read_records
+
+    sessions = run.paths.root / "sessions.sqlite3"
+    sessions.unlink(missing_ok=True)  # a fresh conversation every time it is replayed
+    handwritten = read_records(REPO_ROOT / HANDWRITTEN)
+    transcript = play(run.tuned.storefront(run.config_path), run.tuned.api_key, say=run.log, handwritten=handwritten)
+    run.paths.transcript.write_text(json.dumps(transcript, ensure_ascii=False, indent=2), encoding="utf-8")
+    hand = score_saved(run.config, REPO_ROOT / HANDWRITTEN, transcript["handwritten"], run.paths.eval_handwritten)
+    return {
+        "turns": len(transcript["turns"]),
+        "flagged_turns": sum(bool(t["flags"]) for t in transcript["turns"]),
+        "extractions_exact": sum(not e["flags"] for e in transcript["extractions"]),
+        "handwritten_micro_f1": hand["micro_f1"],
+    }
+
+
+def _report_json(folder: Callable[[DemoPaths], Path]) -> Callable[[DemoRun], list[Path]]:
+    return lambda run: [folder(run.paths) / "report.json"]
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        "prepare the model",
+        lambda run: content_hash(run.config.model.name, run.config.model.path),
+        lambda run: [],
+        prepare_model,
+    ),
+    Stage("build the dataset", lambda run: run.data_hash, lambda run: [run.paths.data / "manifest.json"], build_data),
+    Stage("check the dataset", lambda run: run.data_hash, lambda run: [], check_data),
+    Stage(
+        "evaluate the base model",
+        lambda run: content_hash(run.eval_hash, run.model_hash),
+        _report_json(lambda paths: paths.eval_base),
+        evaluate_base,
+    ),
+    Stage(
+        "train LoRA",
+        lambda run: run.train_hash,
+        lambda run: [run.paths.run / "final" / "adapter" / "adapter_config.json"],
+        train_lora,
+    ),
+    Stage(
+        "merge with the parity gate",
+        lambda run: run.merge_hash,
+        lambda run: [run.paths.merged / "model.safetensors"],
+        merge_adapter,
+    ),
+    Stage(
+        "evaluate the tuned model (free-form)",
+        lambda run: content_hash(run.eval_hash, run.merge_hash),
+        _report_json(lambda paths: paths.eval_tuned),
+        evaluate_tuned(lambda run: run.test_file, lambda paths: paths.eval_tuned),
+    ),
+    Stage(
+        "evaluate the tuned model (structured output, as served)",
+        lambda run: content_hash(run.eval_hash, run.merge_hash, "guided"),
+        _report_json(lambda paths: paths.eval_guided),
+        evaluate_tuned(lambda run: run.test_file, lambda paths: paths.eval_guided, structured=True),
+    ),
+    Stage(
+        "served-path parity (guided = free-form, vLLM = in process, LoRA = PEFT)",
+        lambda run: content_hash(run.eval_hash, run.merge_hash, "parity", run.config.demo.parity_adapter_records),
+        lambda run: [run.paths.parity / "merged" / "parity.json", run.paths.parity / "adapter" / "parity.json"],
+        served_parity,
+    ),
+    Stage(
+        "serve with vLLM + storefront: conversation, /v1/extract, hand-written set",
+        lambda run: content_hash(run.merge_hash, run.config.serve.model_dump(), sha256_file(REPO_ROOT / HANDWRITTEN)),
+        lambda run: [run.paths.transcript, run.paths.eval_handwritten / "report.json"],
+        converse,
+    ),
+    Stage(
+        "attack the tuned model with the prompt-injection suite",
+        lambda run: content_hash(run.eval_hash, run.merge_hash, sha256_file(REPO_ROOT / INJECTION_SUITE)),
+        _report_json(lambda paths: paths.eval_injection),
+        evaluate_tuned(
+            lambda run: REPO_ROOT / INJECTION_SUITE, lambda paths: paths.eval_injection, task_name="injection"
+        ),
+    ),
+)
 
 
 def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool, log: Log) -> dict[str, Any]:
-    from shoptune.data.build import GENERATOR_VERSION, build_dataset, token_limit_for
-    from shoptune.demo.conversation import play
+    """Run every stage in order (skipping the unchanged ones), then write the report; its summary."""
     from shoptune.demo.report import write_demo_report
-    from shoptune.models import resolve_config_model
-    from shoptune.models.identity import model_identity
-    from shoptune.models.loading import load_tokenizer
-    from shoptune.shop import resources
-    from shoptune.shop.check import check_file
-    from shoptune.shop.reading import read_records
-    from shoptune.shop.records import RecordValidator
-    from shoptune.train.merge import merge_run
-    from shoptune.train.recipe import run_training
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     paths = DemoPaths(out)
-    paths.logs.mkdir(exist_ok=True)
+    paths.logs.mkdir(parents=True, exist_ok=True)
     config = demo_config(base_config, out, quick)
     config_path = write_resolved_config(config, out, header=f"shoptune demo{' --quick' if quick else ''}")
-    runner = StageRunner(out / "demo-state.json", force=force, announce=log, total=STAGES)
-    identity: dict[str, Any] = {}
-
-    def prepare() -> dict[str, Any]:
-        model_dir = resolve_config_model(config.model, log=log)
-        identity.update(model_identity(config.model.name, model_dir))
-        return {"model_dir": str(model_dir), "files_sha256": identity["files_sha256"]}
-
-    prepared = runner.run("prepare the model", content_hash(config.model.name, config.model.path), [], prepare)
-    model_dir = Path(prepared.summary["model_dir"])
-    if not identity:
-        identity.update(model_identity(config.model.name, model_dir))
-    model_hash = prepared.summary["files_sha256"]
-
-    data_hash = content_hash(model_hash, config.data.model_dump(), resources.source_hashes(), GENERATOR_VERSION)
-
-    def build() -> dict[str, Any]:
-        limit = token_limit_for(config.model.name, load_tokenizer(model_dir), config.data.max_tokens)
-        manifest = build_dataset(config.data, paths.data, limit)
-        return {split: counts["records"] for split, counts in manifest["counts"].items()}
-
-    runner.run("build the dataset", data_hash, [paths.data / "manifest.json"], build)
-
-    def check() -> dict[str, Any]:
-        validator = RecordValidator(resources.schemas())
-        problems = [
-            str(p) for split in ("train", "val", "test") for p in check_file(paths.data / f"{split}.jsonl", validator)
-        ]
-        if problems:
-            raise BadInputError("the built dataset has problems:\n" + "\n".join(problems[:20]))
-        return {"problems": 0}
-
-    runner.run("check the dataset", data_hash, [], check)
-    test_file = paths.data / "test.jsonl"
-    eval_hash = content_hash(data_hash, config.eval.model_dump(), config.serve.model_dump())
-
-    def eval_base() -> dict[str, Any]:
-        services = Services(config, model_dir, "base", paths.logs, log)
-        try:
-            return evaluate_endpoint(
-                config,
-                test_file,
-                services.llm().base_url,
-                "base",
-                structured=False,
-                out_dir=paths.eval_base,
-                identity=identity,
-                log=log,
-            )
-        finally:
-            services.stop()
-
-    runner.run(
-        "evaluate the base model", content_hash(eval_hash, model_hash), [paths.eval_base / "report.json"], eval_base
-    )
-    train_hash = content_hash(data_hash, model_hash, config.train.model_dump())
-
-    def train() -> dict[str, Any]:
-        if paths.run.exists():
-            shutil.rmtree(paths.run)  # inputs changed (or --force): this is a new run
-        result = run_training(config, out_dir=paths.run, data_dir=paths.data, log=log)
-        return result.manifest.get("final_metrics", {})
-
-    runner.run("train LoRA", train_hash, [paths.run / "final" / "adapter" / "adapter_config.json"], train)
-    adapter_hash = sha256_file(paths.run / "final" / "adapter" / "adapter_model.safetensors")
-    merge_hash = content_hash(train_hash, adapter_hash)
-
-    def merge() -> dict[str, Any]:
-        report = merge_run(paths.run, paths.merged, log=log)
-        return {
-            "max_abs_logit_diff": report.max_abs_logit_diff,
-            "atol": report.atol,
-            "generations_identical": report.generations_identical,
-        }
-
-    runner.run("merge with the parity gate", merge_hash, [paths.merged / "model.safetensors"], merge)
-
-    tuned = Services(config, paths.merged, config.serve.served_model_name, paths.logs, log)
-    tuned_identity = {"name": f"{config.name}-merged", "directory": str(paths.merged), "merged_from": str(paths.run)}
-
-    def evaluate_tuned(data: Path, out_dir: Path, *, structured: bool = False, task_name: str = "shop"):
-        """A stage body: evaluate the served tuned model on `data` into `out_dir` (paired against
-        the base model's report on the test split)."""
-        return lambda: evaluate_endpoint(
-            config,
-            data,
-            tuned.llm().base_url,
-            tuned.served_name,
-            structured=structured,
-            out_dir=out_dir,
-            identity=tuned_identity,
-            log=log,
-            task_name=task_name,
-            baseline=paths.eval_base if data == test_file else None,
-        )
-
-    def parity() -> dict[str, Any]:
-        return check_demo_parity(config, paths, model_dir, log)
-
-    def converse() -> dict[str, Any]:
-        if (out / "sessions.sqlite3").exists():
-            (out / "sessions.sqlite3").unlink()  # a fresh conversation every time it is replayed
-        handwritten = read_records(REPO_ROOT / HANDWRITTEN)
-        transcript = play(tuned.storefront(config_path), tuned.api_key, say=log, handwritten=handwritten)
-        paths.transcript.write_text(json.dumps(transcript, ensure_ascii=False, indent=2), encoding="utf-8")
-        hand = score_saved(config, REPO_ROOT / HANDWRITTEN, transcript["handwritten"], paths.eval_handwritten)
-        return {
-            "turns": len(transcript["turns"]),
-            "flagged_turns": sum(bool(t["flags"]) for t in transcript["turns"]),
-            "extractions_exact": sum(not e["flags"] for e in transcript["extractions"]),
-            "handwritten_micro_f1": hand["micro_f1"],
-        }
-
+    runner = StageRunner(out / "demo-state.json", force=force, announce=log, total=len(STAGES) + 1)
+    run = DemoRun(config, config_path, paths, log)
     try:
-        runner.run(
-            "evaluate the tuned model (free-form)",
-            content_hash(eval_hash, merge_hash),
-            [paths.eval_tuned / "report.json"],
-            evaluate_tuned(test_file, paths.eval_tuned),
-        )
-        runner.run(
-            "evaluate the tuned model (structured output, as served)",
-            content_hash(eval_hash, merge_hash, "guided"),
-            [paths.eval_guided / "report.json"],
-            evaluate_tuned(test_file, paths.eval_guided, structured=True),
-        )
-        runner.run(
-            "served-path parity (guided = free-form, vLLM = in process, LoRA = PEFT)",
-            content_hash(eval_hash, merge_hash, "parity", config.demo.parity_adapter_records),
-            [paths.parity / "merged" / "parity.json", paths.parity / "adapter" / "parity.json"],
-            parity,
-        )
-        runner.run(
-            "serve with vLLM + storefront: conversation, /v1/extract, hand-written set",
-            content_hash(merge_hash, config.serve.model_dump(), sha256_file(REPO_ROOT / HANDWRITTEN)),
-            [paths.transcript, paths.eval_handwritten / "report.json"],
-            converse,
-        )
-        injection = REPO_ROOT / INJECTION_SUITE
-        runner.run(
-            "attack the tuned model with the prompt-injection suite",
-            content_hash(eval_hash, merge_hash, sha256_file(injection)),
-            [paths.eval_injection / "report.json"],
-            evaluate_tuned(injection, paths.eval_injection, task_name="injection"),
-        )
+        for stage in STAGES:
+            run.results[stage.name] = runner.run(
+                stage.name, stage.inputs(run), stage.outputs(run), lambda stage=stage: stage.body(run)
+            )
     finally:
-        tuned.stop()
-
+        run.tuned.stop()
     summary = runner.run("write the report", content_hash(time.time()), [], lambda: write_demo_report(out, runner))
     return summary.summary
 
@@ -444,19 +449,10 @@ def check_demo_parity(config: ShoptuneConfig, paths: DemoPaths, base_model_dir: 
 
 def score_saved(config: ShoptuneConfig, data: Path, outputs: dict[str, str], out_dir: Path) -> dict[str, Any]:
     """Score outputs gathered outside an eval backend (the storefront's /v1/extract) into a report."""
-    from shoptune.eval.runner import score_and_save, select_records
+    from shoptune.eval.runner import EvalJob, score_and_save
     from shoptune.eval.tasks import load_task
 
-    task = load_task("extraction")
-    report = score_and_save(
-        config=config,
-        task=task,
-        data=data,
-        records=select_records(data, task, None),
-        predictions=outputs,
-        model={"name": config.serve.served_model_name, "path": "/v1/extract"},
-        mode={"backend": "storefront /v1/extract", "structured_output": True},
-        baseline=None,
-        out_dir=out_dir,
-    )
+    job = EvalJob.select(config, load_task("extraction"), data, out_dir)
+    model = {"name": config.serve.served_model_name, "path": "/v1/extract"}
+    report = score_and_save(job, outputs, model, {"backend": "storefront /v1/extract", "structured_output": True})
     return report["metrics"]

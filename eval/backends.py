@@ -12,10 +12,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shoptune.core.errors import BadInputError, EnvironmentProblem
-from shoptune.shop.decoding import extraction_request
+from shoptune.shop.decoding import extraction_request, reply_request
+
+if TYPE_CHECKING:
+    from shoptune.config import ShoptuneConfig
 
 Progress = Callable[[int], None]
 
@@ -149,6 +152,21 @@ class EndpointBackend:
         self.reply = reply
         """Sampling arguments of a reply: the storefront's (`serve.decoding.reply_request`)."""
         self.structured_output = structured_output
+
+    @classmethod
+    def as_served(
+        cls, config: ShoptuneConfig, base_url: str, model_name: str, *, structured: bool, api_key: str = ""
+    ) -> EndpointBackend:
+        """A backend that asks `base_url` as the storefront does: the config's reply sampling
+        (`serve`) and the evaluation's concurrency (`eval`)."""
+        return cls(
+            base_url,
+            model_name,
+            api_key=api_key,
+            concurrency=config.eval.concurrency,
+            reply=reply_request(config.serve),
+            structured_output=structured,
+        )
 
     def _one(self, record: dict[str, Any]) -> Prediction:
         import openai

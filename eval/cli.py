@@ -33,18 +33,21 @@ _BASELINE = click.option(
 )
 
 
+def _report_options(func):
+    """The options `eval run` and `eval score` share: config, --set, the data, the report folder,
+    the task and the baseline."""
+    for option in reversed((config_option, set_option, _DATA, _OUT, _TASK, _BASELINE)):
+        func = option(func)
+    return func
+
+
 @click.group("eval")
 def eval_group() -> None:
     """Evaluate models and gate releases on the results."""
 
 
 @eval_group.command("run")
-@config_option
-@set_option
-@_DATA
-@_OUT
-@_TASK
-@_BASELINE
+@_report_options
 @click.option("--model", "model", default=None, help="Registry name or model directory (in-process transformers).")
 @click.option("--adapter", type=click.Path(path_type=Path, file_okay=False), help="A PEFT adapter on top of --model.")
 @click.option(
@@ -63,9 +66,8 @@ def run(
 ) -> None:
     """Generate answers with a model or an endpoint, then score them into a report."""
     from shoptune.eval.backends import EndpointBackend, TransformersBackend
-    from shoptune.eval.runner import run_evaluation, select_records
+    from shoptune.eval.runner import EvalJob, run_evaluation
     from shoptune.eval.tasks import load_task
-    from shoptune.shop.decoding import reply_request
 
     config = load_cli_config(config_path, overrides)
     task = load_task(task_name)
@@ -74,18 +76,12 @@ def run(
     structured = config.eval.structured_output if structured is None else structured
     if structured and endpoint is None:
         raise BadInputError("structured output needs an endpoint with guided decoding (vLLM): use --endpoint")
-    records = select_records(data, task, limit)
+    job = EvalJob.select(config, task, data, out_dir, baseline=baseline, limit=limit)
     if endpoint is not None:
         if not model_name:
             raise BadInputError("--endpoint needs --model-name (the served model or LoRA module name)")
-        backend = EndpointBackend(
-            endpoint,
-            model_name,
-            api_key=os.environ.get(config.serve.api_key_env, ""),
-            concurrency=config.eval.concurrency,
-            reply=reply_request(config.serve),
-            structured_output=structured,
-        )
+        api_key = os.environ.get(config.serve.api_key_env, "")
+        backend = EndpointBackend.as_served(config, endpoint, model_name, structured=structured, api_key=api_key)
         identity = {"name": model_name, "endpoint": endpoint}
     else:
         from shoptune.models import resolve_config_model
@@ -105,28 +101,12 @@ def run(
             from shoptune.core.hashing import sha256_file
 
             identity["adapter"] = {"path": str(adapter), "sha256": sha256_file(adapter / "adapter_model.safetensors")}
-    report = run_evaluation(
-        config=config,
-        task=task,
-        data=data,
-        records=records,
-        backend=backend,
-        identity=identity,
-        structured=bool(structured),
-        out_dir=out_dir,
-        baseline=baseline,
-        log=say,
-    )
+    report = run_evaluation(job, backend, identity, structured=bool(structured), log=say)
     _summary(report, out_dir)
 
 
 @eval_group.command("score")
-@config_option
-@set_option
-@_DATA
-@_OUT
-@_TASK
-@_BASELINE
+@_report_options
 @click.option(
     "--predictions",
     required=True,
@@ -135,28 +115,17 @@ def run(
 )
 def score(config_path, overrides, data, out_dir, task_name, baseline, predictions) -> None:
     """Score saved outputs against an eval set, without a model."""
-    from shoptune.eval.runner import load_predictions, score_and_save, select_records
+    from shoptune.eval.runner import EvalJob, load_predictions, score_and_save
     from shoptune.eval.tasks import load_task
 
     config = load_cli_config(config_path, overrides)
-    task = load_task(task_name)
-    records = select_records(data, task, None)
+    job = EvalJob.select(config, load_task(task_name), data, out_dir, baseline=baseline)
     outputs = load_predictions(predictions)
-    unknown = sorted(set(outputs) - {r["id"] for r in records})
+    unknown = sorted(set(outputs) - {r["id"] for r in job.records})
     if unknown:
         say(f"warning: {len(unknown)} prediction id(s) match no evaluated record (e.g. {unknown[0]})")
     mode = {"backend": "saved-predictions", "structured_output": None, "predictions": str(predictions)}
-    report = score_and_save(
-        config=config,
-        task=task,
-        data=data,
-        records=records,
-        predictions=outputs,
-        model={"name": Path(predictions).stem},
-        mode=mode,
-        baseline=baseline,
-        out_dir=out_dir,
-    )
+    report = score_and_save(job, outputs, {"name": Path(predictions).stem}, mode)
     _summary(report, out_dir)
 
 

@@ -125,7 +125,6 @@ def served_outputs(
     from shoptune.core.net import free_port
     from shoptune.eval.backends import EndpointBackend
     from shoptune.serve.vllm_server import LoraModule, VllmServer
-    from shoptune.shop.decoding import reply_request
 
     loras = [LoraModule("adapter", Path(adapter))] if adapter is not None else []
     server = VllmServer(
@@ -140,13 +139,8 @@ def served_outputs(
     outputs: dict[str, Outputs] = {}
     with server:
         for structured in (False, True) if structured_too else (False,):
-            backend = EndpointBackend(
-                server.base_url,
-                "adapter" if loras else "parity",
-                api_key="",
-                concurrency=config.eval.concurrency,
-                reply=reply_request(config.serve),
-                structured_output=structured,
+            backend = EndpointBackend.as_served(
+                config, server.base_url, "adapter" if loras else "parity", structured=structured
             )
             outputs["structured" if structured else "free"] = {p.id: p.output for p in backend.generate(records)}
     return outputs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,33 @@ def select_records(data: Path, task: EvalTask, limit: int | None) -> list[dict[s
     return records[:limit] if limit else records
 
 
+@dataclass(frozen=True)
+class EvalJob:
+    """One evaluation: the config, the task, the eval set and its selected records, the baseline
+    report to pair against (if any) and the folder the report goes to."""
+
+    config: ShoptuneConfig
+    task: EvalTask
+    data: Path
+    records: Sequence[dict[str, Any]]
+    out_dir: Path
+    baseline: Path | None = None
+
+    @classmethod
+    def select(
+        cls,
+        config: ShoptuneConfig,
+        task: EvalTask,
+        data: Path,
+        out_dir: Path,
+        *,
+        baseline: Path | None = None,
+        limit: int | None = None,
+    ) -> EvalJob:
+        """The job over `data`'s records of the task's kinds (the first `limit` of them)."""
+        return cls(config, task, data, select_records(data, task, limit), out_dir, baseline)
+
+
 def compare(samples: Sequence[ScoredSample], baseline_dir: Path, *, bootstrap_samples: int, seed: int) -> dict:
     """Paired bootstrap of each metric against a baseline report on the same records."""
     baseline_file = Path(baseline_dir) / "samples.jsonl"
@@ -108,16 +136,11 @@ def compare(samples: Sequence[ScoredSample], baseline_dir: Path, *, bootstrap_sa
 
 
 def build_report(
-    *,
-    config: ShoptuneConfig,
-    task: EvalTask,
-    data: Path,
-    records: Sequence[dict[str, Any]],
-    predictions: Sequence[Prediction] | dict[str, str],
-    model: dict[str, Any],
-    mode: dict[str, Any],
-    baseline: Path | None,
+    job: EvalJob, predictions: Sequence[Prediction] | dict[str, str], model: dict[str, Any], mode: dict[str, Any]
 ) -> tuple[dict[str, Any], list[ScoredSample]]:
+    """Score the predictions and assemble report.json's content: metrics with intervals, breakdowns,
+    latency, the paired comparison with the baseline, and the provenance of model, data and config."""
+    config, task, data, records, baseline = job.config, job.task, job.data, job.records, job.baseline
     outputs = predictions if isinstance(predictions, dict) else {p.id: p.output for p in predictions}
     samples = score_samples(records, outputs, task.metrics)
     eval_config = config.eval
@@ -192,30 +215,12 @@ def save(
 
 
 def score_and_save(
-    *,
-    config: ShoptuneConfig,
-    task: EvalTask,
-    data: Path,
-    records: Sequence[dict[str, Any]],
-    predictions: Sequence[Prediction] | dict[str, str],
-    model: dict[str, Any],
-    mode: dict[str, Any],
-    baseline: Path | None,
-    out_dir: Path,
+    job: EvalJob, predictions: Sequence[Prediction] | dict[str, str], model: dict[str, Any], mode: dict[str, Any]
 ) -> dict[str, Any]:
-    """Score outputs (from a backend, a predictions file or the storefront) into a report folder;
-    returns report.json's content."""
-    report, samples = build_report(
-        config=config,
-        task=task,
-        data=data,
-        records=records,
-        predictions=predictions,
-        model=model,
-        mode=mode,
-        baseline=baseline,
-    )
-    save(out_dir, report, samples, config, None if isinstance(predictions, dict) else predictions)
+    """Score outputs (from a backend, a predictions file or the storefront) into the job's report
+    folder; returns report.json's content."""
+    report, samples = build_report(job, predictions, model, mode)
+    save(job.out_dir, report, samples, job.config, None if isinstance(predictions, dict) else predictions)
     return report
 
 
@@ -231,29 +236,9 @@ def timed_generate(backend: Any, records: Sequence[dict[str, Any]], log: Log) ->
 
 
 def run_evaluation(
-    *,
-    config: ShoptuneConfig,
-    task: EvalTask,
-    data: Path,
-    records: Sequence[dict[str, Any]],
-    backend: Any,
-    identity: dict[str, Any],
-    structured: bool,
-    out_dir: Path,
-    baseline: Path | None,
-    log: Log,
+    job: EvalJob, backend: Any, identity: dict[str, Any], *, structured: bool, log: Log
 ) -> dict[str, Any]:
     """Generate with `backend`, score, and write the report folder; returns report.json's content."""
-    predictions = timed_generate(backend, records, log)
+    predictions = timed_generate(backend, job.records, log)
     mode = {"backend": backend.name, "structured_output": bool(structured), **backend.sampling_settings()}
-    return score_and_save(
-        config=config,
-        task=task,
-        data=data,
-        records=records,
-        predictions=predictions,
-        model=identity,
-        mode=mode,
-        baseline=baseline,
-        out_dir=out_dir,
-    )
+    return score_and_save(job, predictions, identity, mode)

@@ -22,7 +22,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import openai
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
@@ -157,29 +157,55 @@ def _error(status: int, message: str, request_id: str, headers: dict[str, str] |
     return JSONResponse({"error": message, "request_id": request_id}, status_code=status, headers=headers)
 
 
-def create_app(
-    storefront: Storefront, *, api_key: str, max_body_bytes: int = 16384, cors_origins: tuple[str, ...] = ()
-) -> FastAPI:
-    if not api_key:
-        raise ValueError("the storefront needs an API key")
-    metrics = Metrics()
-    app = FastAPI(
-        title="shoptune storefront",
-        version="1.0",
-        description="Customer-service Q&A on the tuned model: chat, extraction, recommendations.",
-        # The schema and docs pages are served only to callers with the key (below), like the rest.
-        openapi_url=None,
-        docs_url=None,
-        redoc_url=None,
-    )
-    app.add_middleware(RequestContext, metrics=metrics, max_body_bytes=max_body_bytes)
-    if cors_origins:  # closed by default: no browser origin may call the API unless configured
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(cors_origins),
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
-        )
+class ProductCard(BaseModel):
+    sku: str
+    name: str
+    price: int | float
+    in_stock: bool
+    stock: int
+    colors: list[str]
+    sizes: list[str]
+
+
+class ChatResponse(BaseModel):
+    session_id: str
+    reply: str
+    request_id: str
+    products: list[ProductCard] = Field(description="The catalogue products the reply was grounded on.")
+    policy_topics: list[str] = Field(description="Ids of the policy topics the reply was grounded on.")
+
+
+class SessionResponse(BaseModel):
+    session_id: str
+    turns: list[dict[str, str]] = Field(description="The stored turns, oldest first, as /v1/chat sends them.")
+    request_id: str
+
+
+class ExtractResponse(BaseModel):
+    schema_name: str = Field(serialization_alias="schema")
+    data: dict[str, Any] = Field(description="An object valid against the schema.")
+    request_id: str
+
+
+class RecommendResponse(BaseModel):
+    products: list[ProductCard] = Field(description="In-stock products matching the extracted filters.")
+    answer: str
+    filters: dict[str, Any] = Field(description="The product_query object extracted from the query.")
+    request_id: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (401, 413, 422, 502, 503, 504)
+}
+
+
+def _log_masked(fields: dict[str, Any]) -> None:
+    """One JSON log line, with order ids, phone numbers and e-mail addresses masked."""
+    logger.info(mask(json.dumps(fields, ensure_ascii=False)))
+
+
+def api_key_check(api_key: str):
+    """A dependency that accepts `Authorization: Bearer KEY` or `X-API-Key: KEY`, compared in constant time."""
 
     def require_key(request: Request) -> None:
         header = request.headers.get("authorization", "")
@@ -187,14 +213,11 @@ def create_app(
         if not hmac.compare_digest(given.encode(), api_key.encode()):
             raise _Unauthorized
 
-    errors = {
-        401: {"model": ErrorBody},
-        413: {"model": ErrorBody},
-        422: {"model": ErrorBody},
-        502: {"model": ErrorBody},
-        503: {"model": ErrorBody},
-        504: {"model": ErrorBody},
-    }
+    return require_key
+
+
+def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    """Every error in one JSON shape (`ErrorBody`), with the model's failures mapped to 503/504/422/502."""
 
     @app.exception_handler(_Unauthorized)
     async def unauthorized(request: Request, _: Exception) -> JSONResponse:
@@ -241,81 +264,107 @@ def create_app(
         logger.error(mask(f"request {request_id} failed: {exc!r}"))
         return _error(500, "internal error", request_id)
 
-    @app.get("/openapi.json", dependencies=[Depends(require_key)], include_in_schema=False)
+
+def operations_router(app: FastAPI, storefront: Storefront, metrics: Metrics, require_key: Any) -> APIRouter:
+    """Liveness (open), Prometheus metrics and the OpenAPI schema (behind the key)."""
+    router = APIRouter()
+
+    @router.get("/openapi.json", dependencies=[Depends(require_key)], include_in_schema=False)
     def openapi_schema() -> dict[str, Any]:
         return app.openapi()
 
-    @app.get("/healthz")
+    @router.get("/healthz")
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "sessions": storefront.store.ping()}
 
-    @app.get("/metrics", dependencies=[Depends(require_key)], responses=errors)
+    @router.get("/metrics", dependencies=[Depends(require_key)], responses=ERROR_RESPONSES)
     def prometheus() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/chat", dependencies=[Depends(require_key)], responses=errors)
-    def chat(body: ChatRequest, request: Request) -> dict[str, Any]:
+    return router
+
+
+def shopper_router(storefront: Storefront, metrics: Metrics) -> APIRouter:
+    """What the shop's site calls: chat, a session's history, extraction, recommendations."""
+    router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+
+    @router.post("/chat")
+    def chat(body: ChatRequest, request: Request) -> ChatResponse:
         result = storefront.chat(body.session_id, body.message)
         metrics.tokens.labels("/v1/chat").inc(len(result.reply))
-        lang = detect_language(body.message)
-        logger.info(
-            mask(
-                json.dumps(
-                    {
-                        "request_id": request.state.request_id,
-                        "session": body.session_id,
-                        "message": body.message,
-                        "reply": result.reply,
-                    },
-                    ensure_ascii=False,
-                )
-            )
+        request_id = request.state.request_id
+        _log_masked(
+            {"request_id": request_id, "session": body.session_id, "message": body.message, "reply": result.reply}
         )
-        return {
-            "session_id": body.session_id,
-            "reply": result.reply,
-            "request_id": request.state.request_id,
-            "products": [product_json(p, lang) for p in result.products],
-            "policy_topics": result.policy_topics,
-        }
+        lang = detect_language(body.message)
+        return ChatResponse(
+            session_id=body.session_id,
+            reply=result.reply,
+            request_id=request_id,
+            products=[product_json(p, lang) for p in result.products],
+            policy_topics=result.policy_topics,
+        )
 
-    @app.get("/v1/sessions/{session_id}", dependencies=[Depends(require_key)], responses=errors)
-    def session(session_id: str, request: Request) -> dict[str, Any]:
+    @router.get("/sessions/{session_id}")
+    def session(session_id: str, request: Request) -> SessionResponse:
         """The stored conversation of a session (what /v1/chat will send as history)."""
         if not re.fullmatch(SESSION_ID.strip("^$"), session_id):
             return _error(422, "invalid session id", request.state.request_id)
-        return {
-            "session_id": session_id,
-            "turns": storefront.store.history(session_id),
-            "request_id": request.state.request_id,
-        }
-
-    @app.post("/v1/extract", dependencies=[Depends(require_key)], responses=errors)
-    def extract(body: ExtractRequest, request: Request) -> dict[str, Any]:
-        value = storefront.extract(body.text, body.schema_name)
-        logger.info(
-            mask(
-                json.dumps(
-                    {"request_id": request.state.request_id, "text": body.text, "result": value}, ensure_ascii=False
-                )
-            )
+        return SessionResponse(
+            session_id=session_id, turns=storefront.store.history(session_id), request_id=request.state.request_id
         )
-        return {"schema": body.schema_name, "data": value, "request_id": request.state.request_id}
 
-    @app.post("/v1/recommend", dependencies=[Depends(require_key)], responses=errors)
-    def recommend(body: RecommendRequest, request: Request) -> dict[str, Any]:
+    @router.post("/extract")
+    def extract(body: ExtractRequest, request: Request) -> ExtractResponse:
+        value = storefront.extract(body.text, body.schema_name)
+        _log_masked({"request_id": request.state.request_id, "text": body.text, "result": value})
+        return ExtractResponse(schema_name=body.schema_name, data=value, request_id=request.state.request_id)
+
+    @router.post("/recommend")
+    def recommend(body: RecommendRequest, request: Request) -> RecommendResponse:
         products, answer, extracted = storefront.recommend(body.query)
         metrics.tokens.labels("/v1/recommend").inc(len(answer))
         lang = detect_language(body.query)
-        return {
-            "products": [product_json(p, lang) for p in products],
-            "answer": answer,
-            "filters": extracted,
-            "request_id": request.state.request_id,
-        }
+        return RecommendResponse(
+            products=[product_json(p, lang) for p in products],
+            answer=answer,
+            filters=extracted,
+            request_id=request.state.request_id,
+        )
 
+    return router
+
+
+def create_app(
+    storefront: Storefront, *, api_key: str, max_body_bytes: int = 16384, cors_origins: tuple[str, ...] = ()
+) -> FastAPI:
+    """The storefront's FastAPI app: middleware, error handlers, the operations and shopper routers."""
+    if not api_key:
+        raise ValueError("the storefront needs an API key")
+    metrics = Metrics()
+    app = FastAPI(
+        title="shoptune storefront",
+        version="1.0",
+        description="Customer-service Q&A on the tuned model: chat, extraction, recommendations.",
+        # The schema and docs pages are served only to callers with the key (below), like the rest.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(RequestContext, metrics=metrics, max_body_bytes=max_body_bytes)
+    if cors_origins:  # closed by default: no browser origin may call the API unless configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+        )
+    install_error_handlers(app, metrics)
+    require_key = api_key_check(api_key)
+    app.include_router(operations_router(app, storefront, metrics, require_key))
+    app.include_router(shopper_router(storefront, metrics), dependencies=[Depends(require_key)])
     return app
 
 

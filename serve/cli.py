@@ -15,6 +15,8 @@ from shoptune.cli.console import say
 from shoptune.cli.options import config_option, load_cli_config, set_option
 from shoptune.core.errors import EnvironmentProblem
 
+_LORA = click.option("--lora", "loras", multiple=True, metavar="NAME=DIR", help="A LoRA adapter to serve by name.")
+
 
 @click.group("serve")
 def serve_group() -> None:
@@ -51,7 +53,7 @@ def _until_signalled():
 @config_option
 @set_option
 @click.option("--model", "model", required=True, help="Registry name or model directory (merged or base model).")
-@click.option("--lora", "loras", multiple=True, metavar="NAME=DIR", help="A LoRA adapter to serve by name.")
+@_LORA
 @click.option("--host", default=None, help="Default: serve.host.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default: serve.vllm_port.")
 @click.option("--name", "served_name", default=None, help="Served model name (default: serve.served_model_name).")
@@ -186,11 +188,12 @@ def ui(config_path, overrides, api_url, host, port) -> None:
 @config_option
 @set_option
 @click.option("--model", "model", default=None, help="Model to serve (default: the config's model.name).")
-@click.option("--lora", "loras", multiple=True, metavar="NAME=DIR", help="A LoRA adapter to serve by name.")
+@_LORA
 @click.option("--no-ui", is_flag=True, help="Skip the web page.")
 def up(config_path, overrides, model, loras, no_ui) -> None:
     """Start vLLM, the storefront service and the web page together; Ctrl-C stops all of them."""
-    from shoptune.serve.supervisor import Child, ProcessGroup, http_ok, shoptune_argv
+    from shoptune.core.process import ChildProcess, completion_ok, http_ok, shoptune_argv
+    from shoptune.serve.supervisor import ProcessGroup
 
     config = load_cli_config(config_path, overrides)
     serve = config.serve
@@ -198,60 +201,40 @@ def up(config_path, overrides, model, loras, no_ui) -> None:
         raise EnvironmentProblem(f"set ${serve.api_key_env} to the storefront's API key")
     common = [*(["--config", str(config_path)] if config_path else []), *(f"--set={o}" for o in overrides)]
     model = model or config.model.name
+    vllm_args = ["--model", model, *(f"--lora={spec}" for spec in loras)]
     logs = Path(serve.log_dir)
     group = ProcessGroup()
     try:
         with _until_signalled() as run:
             seconds = group.start(
-                Child(
-                    "vllm",
-                    shoptune_argv("serve", "vllm", *common, "--model", model, *(f"--lora={spec}" for spec in loras)),
-                    _vllm_ready(serve),
-                    logs / "up-vllm.log",
-                ),
+                ChildProcess("vllm", shoptune_argv("serve", "vllm", *common, *vllm_args), logs / "up-vllm.log"),
+                completion_ok(f"http://{serve.host}:{serve.vllm_port}/v1", serve.served_model_name),
                 serve.startup_timeout_s,
             )
             say(f"vLLM ready on :{serve.vllm_port} ({seconds:.0f} s)")
             tokenizer = _tokenizer_dir(model, config)
             app_argv = shoptune_argv("serve", "app", *common, *(["--tokenizer", str(tokenizer)] if tokenizer else []))
             group.start(
-                Child(
-                    "storefront",
-                    app_argv,
-                    http_ok(f"http://{serve.host}:{serve.app_port}/healthz"),
-                    logs / "up-app.log",
-                ),
+                ChildProcess("storefront", app_argv, logs / "up-app.log"),
+                http_ok(f"http://{serve.host}:{serve.app_port}/healthz"),
                 120,
             )
             say(f"storefront ready on http://{serve.host}:{serve.app_port}")
             if not no_ui:
                 group.start(
-                    Child(
-                        "web page",
-                        shoptune_argv("serve", "ui", *common),
-                        http_ok(f"http://{serve.host}:{serve.ui_port}/"),
-                        logs / "up-ui.log",
-                    ),
+                    ChildProcess("web page", shoptune_argv("serve", "ui", *common), logs / "up-ui.log"),
+                    http_ok(f"http://{serve.host}:{serve.ui_port}/"),
                     120,
                 )
                 say(f"web page on http://{serve.host}:{serve.ui_port}")
             click.echo("all services up; Ctrl-C stops them")
             sys.stdout.flush()
             ended = group.wait_any()
-            say(f"{ended.name} exited ({ended.process.returncode}); stopping the others")
+            say(f"{ended.name} exited ({ended.returncode}); stopping the others")
     finally:
         group.stop_all()
     if not run.stopped:
         raise SystemExit(1)  # a service died on its own: supervisors should restart the unit
-
-
-def _vllm_ready(serve):
-    from shoptune.serve.vllm_server import VllmServer
-
-    probe = VllmServer(
-        model_dir=Path("."), config=serve, served_name=serve.served_model_name, port=serve.vllm_port, host=serve.host
-    )
-    return probe._completion_works
 
 
 def _tokenizer_dir(model: str, config) -> Path | None:

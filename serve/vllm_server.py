@@ -17,18 +17,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shoptune.config.schema import ServeConfig
-from shoptune.core.errors import BadInputError, EnvironmentProblem
+from shoptune.core.errors import BadInputError
 from shoptune.core.hardware import resolve_serve_dtype
+from shoptune.core.process import ChildProcess, completion_ok
 from shoptune.models.local_dir import require_adapter_dir
 
 SUPPORTED_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -78,7 +74,7 @@ class VllmServer:
     loras: list[LoraModule] = field(default_factory=list)
     log_path: Path | None = None
     allow_runtime_lora: bool = False
-    process: subprocess.Popen | None = None
+    child: ChildProcess | None = field(default=None, repr=False)
 
     @property
     def base_url(self) -> str:
@@ -144,70 +140,29 @@ class VllmServer:
             env.pop("VLLM_ALLOW_RUNTIME_LORA_UPDATING", None)
         return env
 
+    @property
+    def process(self):
+        """The server's `subprocess.Popen` (None before `start()`)."""
+        return None if self.child is None else self.child.process
+
     def start(self) -> VllmServer:
-        log_path = self.log_path or Path(self.config.log_dir) / f"vllm-{self.port}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_path
-        with open(log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                self.command(),
-                env=self.environment(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        self.log_path = self.log_path or Path(self.config.log_dir) / f"vllm-{self.port}.log"
+        self.child = ChildProcess("vLLM", self.command(), self.log_path, env=self.environment()).start()
         return self
 
     def wait_ready(self, timeout_s: float | None = None) -> float:
         """Block until a real completion succeeds; returns seconds taken. Raises if the server dies."""
-        assert self.process is not None
-        deadline = time.monotonic() + (timeout_s or self.config.startup_timeout_s)
-        started = time.monotonic()
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                raise EnvironmentProblem(
-                    f"vLLM exited with code {code} while starting; last log lines:\n{self.log_tail()}"
-                )
-            if self._completion_works():
-                return time.monotonic() - started
-            time.sleep(1.0)
-        self.stop()
-        raise EnvironmentProblem(
-            f"vLLM was not ready after {timeout_s or self.config.startup_timeout_s:.0f} s; "
-            f"log: {self.log_path}\n{self.log_tail()}"
-        )
-
-    def _completion_works(self) -> bool:
-        body = json.dumps({"model": self.served_name, "prompt": "Hi", "max_tokens": 1, "temperature": 0}).encode()
-        request = urllib.request.Request(
-            f"{self.base_url}/completions", data=body, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status == 200 and bool(json.loads(response.read())["choices"])
-        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError, KeyError):
-            return False
+        assert self.child is not None, "start() the server first"
+        probe = completion_ok(self.base_url, self.served_name)
+        return self.child.wait_ready(probe, timeout_s or self.config.startup_timeout_s, poll_s=1.0)
 
     def log_tail(self, lines: int = 20) -> str:
-        if self.log_path is None or not self.log_path.is_file():
-            return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "(no log)" if self.child is None else self.child.log_tail(lines)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM the server's process group; SIGKILL what is left after `timeout_s`."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        if self.child is not None:
+            self.child.stop(timeout_s)
 
     def __enter__(self) -> VllmServer:
         self.start()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from dataclasses import dataclass
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -17,23 +19,37 @@ from pathlib import Path
 import pytest
 
 from shoptune.core.paths import REPO_ROOT
+from shoptune.core.process import ChildProcess, http_ok, shoptune_argv
 from shoptune.models import prepare_model
 
 SHOPTUNE_BIN = Path(sys.executable).with_name("shoptune")
 
 
 MODEL_FIXTURES = {"tiny_qwen_dir", "smollm2_dir", "tiny_data"}
+LONGEST_MODULE = "test_demo"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test that needs a prepared model, directly, through any fixture it uses, or by a fixture name
-    it is parametrized with, is `slow`: it loads weights, trains or serves. `pytest -m "not slow"` is
-    the fast tier."""
+    """Mark, group and order the tests.
+
+    - A test that needs a prepared model, directly, through any fixture it uses, or by a fixture
+      name it is parametrized with, is `slow`: it loads weights, trains or serves. `pytest -m "not
+      slow"` is the fast tier.
+    - Under pytest-xdist (`--dist loadgroup`, as scripts/test.sh runs it) a module's tests stay on
+      one worker, so its module fixtures run once; a module that names its own `xdist_group` (the
+      ones sharing the session's vLLM server) shares a worker with the others of that group.
+    - The demo's module goes first: it is the longest unit, and the other worker runs the rest
+      beside it.
+    """
     for item in items:
         callspec = getattr(item, "callspec", None)
         named = {value for value in callspec.params.values() if isinstance(value, str)} if callspec else set()
         if MODEL_FIXTURES & (set(getattr(item, "fixturenames", ())) | named):  # named: getfixturevalue(param)
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    items.sort(key=lambda item: item.module.__name__ != LONGEST_MODULE)  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +70,117 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path) -> 
     done = run_shoptune("data", "build", "--config", str(REPO_ROOT / "configs" / "tiny-qwen.yaml"), "--out", str(out))
     assert done.returncode == 0, done.stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path) -> Path:
+    """A LoRA adapter with non-zero weights on tiny-qwen2.5, saved as vLLM loads it."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_qwen_dir)
+    lora = LoraConfig(
+        r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM"
+    )
+    out = tmp_path_factory.mktemp("adapter") / "shop-lora"
+    get_peft_model(model, lora).save_pretrained(out)
+    return out
+
+
+class SharedVllm:
+    """The one vLLM server the serving tests share: tiny-qwen2.5 as "shop" with `tiny_adapter` as
+    "shop-lora", on the tiny-qwen config's serve settings. A test that kills it on purpose calls
+    `restart()`, which brings up the same server on the same port."""
+
+    def __init__(self, model_dir: Path, adapter: Path, logs: Path) -> None:
+        from shoptune.config import load_config
+        from shoptune.core.net import free_port
+
+        self.model_dir, self.adapter, self.logs = model_dir, adapter, logs
+        self.serve = load_config(REPO_ROOT / "configs" / "tiny-qwen.yaml").serve
+        self.port, self.starts = free_port(), 0
+        self.server = self.start()
+
+    def start(self):
+        from shoptune.serve.vllm_server import VllmServer, parse_lora
+
+        self.starts += 1
+        server = VllmServer(
+            model_dir=self.model_dir,
+            config=self.serve,
+            served_name="shop",
+            port=self.port,
+            loras=[parse_lora(f"shop-lora={self.adapter}")],
+            log_path=self.logs / f"vllm-{self.starts}.log",
+        )
+        server.start()
+        try:
+            server.wait_ready(timeout_s=600)
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def restart(self):
+        self.server.stop()
+        self.server = self.start()
+        return self.server
+
+
+@pytest.fixture(scope="session")
+def tiny_vllm(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path, tiny_adapter: Path):
+    """The shared server (see `SharedVllm`), stopped at the end of the session, its whole process group gone."""
+    shared = SharedVllm(tiny_qwen_dir, tiny_adapter, tmp_path_factory.mktemp("vllm-logs"))
+    try:
+        yield shared
+    finally:
+        pid = shared.server.process.pid
+        shared.server.stop()
+        assert shared.server.process.poll() is not None
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)
+
+
+def start_storefront(
+    folder: Path, llm_url: str, tokenizer: Path, api_key: str, *, port: int, max_new_tokens: int
+) -> ChildProcess:
+    """`shoptune serve app` on the tiny-qwen config over the vLLM at `llm_url`, sessions and logs in
+    `folder`, started and answering /healthz."""
+    argv = shoptune_argv(
+        "serve", "app", "--config", "configs/tiny-qwen.yaml", "--llm", llm_url, "--model-name", "shop",
+        "--tokenizer", str(tokenizer), "--port", str(port),
+        "--set", f"serve.sqlite_path={folder / 'sessions.sqlite3'}", "--set", f"serve.log_dir={folder / 'logs'}",
+        "--set", f"serve.max_new_tokens={max_new_tokens}",
+    )  # fmt: skip
+    env = {**os.environ, "SHOPTUNE_API_KEY": api_key}
+    app = ChildProcess("the storefront", argv, folder / "app.log", env=env, cwd=REPO_ROOT).start()
+    app.wait_ready(http_ok(f"http://127.0.0.1:{port}/healthz"), 120)
+    return app
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a command returned: its exit code and its two output streams."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def invoke_shoptune(*args: str, env: dict[str, str] | None = None) -> Ran:
+    """The `shoptune` command run in this process with click's CliRunner: the same parsing, error
+    wording and exit codes as the console script, without a Python start-up per case. For commands
+    that stop at their input (config, flags, data files) or read and write files; training, serving
+    and model loading go through `run_shoptune`, a process of their own."""
+    from click.testing import CliRunner
+
+    from shoptune.main import cli
+
+    with contextlib.chdir(REPO_ROOT):
+        result = CliRunner().invoke(cli, list(args), env=env, prog_name="shoptune", catch_exceptions=False)
+    return Ran(result.exit_code, result.stdout, result.stderr)
 
 
 def run_shoptune(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT, timeout: float = 600):
@@ -88,8 +215,22 @@ def ledger():
 
 def _ledger_markdown() -> str:
     lines = ["| area | what was tried | cases | what happened |", "|---|---|---:|---|"]
-    lines += [f"| {area} | {tried} | {cases} | {outcome} |" for area, tried, cases, outcome in RELIABILITY_ROWS]
+    rows = sorted(RELIABILITY_ROWS, key=lambda row: row[:2])  # one order whichever worker ran what
+    lines += [f"| {area} | {tried} | {cases} | {outcome} |" for area, tried, cases, outcome in rows]
     return "\n".join(lines) + "\n"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In an xdist worker, hand this worker's ledger rows to the controller, which prints the table."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["reliability_rows"] = list(RELIABILITY_ROWS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """xdist's controller side: collect a finished worker's ledger rows."""
+    RELIABILITY_ROWS.extend(tuple(row) for row in getattr(node, "workeroutput", {}).get("reliability_rows", []))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import run_shoptune
+from conftest import invoke_shoptune, run_shoptune
 
 from shoptune.main import cli
 
@@ -44,7 +44,9 @@ def test_every_command_has_help(command: tuple[str, ...]) -> None:
 
 
 def test_train_reports_every_config_problem_before_anything_else() -> None:
-    done = run_shoptune("train", "configs/tiny-qwen.yaml", "--set", "no_such_key=1", "--set", "train.learning_rate=abc")
+    done = invoke_shoptune(
+        "train", "configs/tiny-qwen.yaml", "--set", "no_such_key=1", "--set", "train.learning_rate=abc"
+    )
     assert done.returncode == 2
     assert "2 problems" in done.stderr
     assert "no_such_key: unknown key" in done.stderr
@@ -53,7 +55,7 @@ def test_train_reports_every_config_problem_before_anything_else() -> None:
 
 
 def test_config_show_prints_resolved_yaml(tmp_path: Path) -> None:
-    done = run_shoptune("config", "show", "configs/qwen2.5-7b-qlora.yaml", "--set", "train.lora_r=8")
+    done = invoke_shoptune("config", "show", "configs/qwen2.5-7b-qlora.yaml", "--set", "train.lora_r=8")
     assert done.returncode == 0, done.stderr
     assert "method: qlora" in done.stdout and "lora_r: 8" in done.stdout
 
@@ -65,11 +67,11 @@ def test_chat_answers_with_the_model(tiny_qwen_dir: Path) -> None:
 
 
 def test_unknown_model_is_a_clear_error() -> None:
-    done = run_shoptune("chat", "--model", "gpt-17", "hi")
+    done = invoke_shoptune("chat", "--model", "gpt-17", "hi")
     assert done.returncode == 2
     assert done.stderr.startswith("error: unknown model 'gpt-17'")
 
 
 def test_version() -> None:
-    done = run_shoptune("--version")
+    done = invoke_shoptune("--version")
     assert done.returncode == 0 and done.stdout.startswith("shoptune, version ")

@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import run_shoptune
+from conftest import invoke_shoptune
 
 from shoptune.shop import resources
 from shoptune.shop.check import MAX_LINE_BYTES, check_file
@@ -213,7 +213,7 @@ def test_mixed_file_reports_every_bad_line_and_no_good_line(tmp_path: Path) -> N
             lines.append(_line(_with(GOOD_CHAT, id=f"good-{index}")))
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    done = run_shoptune("data", "check", str(path))
+    done = invoke_shoptune("data", "check", str(path))
     assert done.returncode == 1
     reported = {int(line.split(":")[1]) for line in done.stdout.splitlines()}
     assert reported == bad_lines
@@ -223,7 +223,7 @@ def test_mixed_file_reports_every_bad_line_and_no_good_line(tmp_path: Path) -> N
 def test_clean_file_exits_zero(tmp_path: Path) -> None:
     path = tmp_path / "clean.jsonl"
     path.write_bytes(_line(GOOD_CHAT) + b"\n" + _line(GOOD_EXTRACT) + b"\n")
-    done = run_shoptune("data", "check", str(path))
+    done = invoke_shoptune("data", "check", str(path))
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout == ""
 
@@ -240,7 +240,7 @@ def test_random_bytes_never_crash(tmp_path: Path) -> None:
             assert str(problem).startswith(str(path))
     junk = tmp_path / "junk.bin"
     junk.write_bytes(bytes(random.Random(5).randint(0, 255) for _ in range(5000)))
-    done = run_shoptune("data", "check", str(junk), str(tmp_path / "missing.jsonl"), str(tmp_path))
+    done = invoke_shoptune("data", "check", str(junk), str(tmp_path / "missing.jsonl"), str(tmp_path))
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"{tmp_path / 'missing.jsonl'}: file not found" in done.stdout
     assert f"{tmp_path}: is a directory" in done.stdout
@@ -250,7 +250,7 @@ def test_token_limit_with_a_model(tmp_path: Path, tiny_qwen_dir: Path) -> None:
     path = tmp_path / "long.jsonl"
     long_chat = _with(GOOD_CHAT, id="c2", messages=_messages(("user", "hello " * 300), ("assistant", "ok")))
     path.write_bytes(_line(GOOD_CHAT) + b"\n" + _line(long_chat) + b"\n")
-    done = run_shoptune("data", "check", str(path), "--model", "tiny-qwen2.5", "--max-tokens", "100")
+    done = invoke_shoptune("data", "check", str(path), "--model", "tiny-qwen2.5", "--max-tokens", "100")
     assert done.returncode == 1
     (line,) = done.stdout.splitlines()
     assert line.startswith(f"{path}:2: messages: ") and "tokens after the chat template, over the limit of 100" in line

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_shoptune
+from conftest import invoke_shoptune, run_shoptune
 from transformers import AutoTokenizer
 
 from shoptune.shop.render import RenderError, marked_text, render_record
@@ -55,7 +55,7 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_stats_counts_and_token_lengths(small_corpus: Path, tiny_qwen_dir: Path) -> None:
-    done = run_shoptune("data", "stats", str(small_corpus / "train.jsonl"), "--model", "tiny-qwen2.5", "--json")
+    done = invoke_shoptune("data", "stats", str(small_corpus / "train.jsonl"), "--model", "tiny-qwen2.5", "--json")
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout)
     assert figures["records"] == 64
@@ -68,7 +68,7 @@ def test_stats_counts_and_token_lengths(small_corpus: Path, tiny_qwen_dir: Path)
 
 def test_show_marks_the_trained_tokens(small_corpus: Path, tiny_qwen_dir: Path) -> None:
     first = json.loads((small_corpus / "val.jsonl").read_text().splitlines()[0])
-    done = run_shoptune("data", "show", str(small_corpus / "val.jsonl"), "--model", "tiny-qwen2.5", "--n", "1")
+    done = invoke_shoptune("data", "show", str(small_corpus / "val.jsonl"), "--model", "tiny-qwen2.5", "--n", "1")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"=== {first['id']} ({first['task']}, {first['lang']}):")
     assert f"«{first['messages'][-1]['content']}<|im_end|>»" in done.stdout
@@ -78,7 +78,7 @@ def test_show_marks_the_trained_tokens(small_corpus: Path, tiny_qwen_dir: Path) 
 def test_stats_refuses_an_invalid_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": 1}\n', encoding="utf-8")
-    done = run_shoptune("data", "stats", str(bad))
+    done = invoke_shoptune("data", "stats", str(bad))
     assert done.returncode == 2
     assert f"{bad}:1: id: must be a non-empty string" in done.stderr
 
@@ -104,7 +104,7 @@ def test_import_the_three_formats(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     out = tmp_path / "sharegpt.out.jsonl"
-    done = run_shoptune("data", "import", "--format", "sharegpt", str(sharegpt), "--out", str(out))
+    done = invoke_shoptune("data", "import", "--format", "sharegpt", str(sharegpt), "--out", str(out))
     assert done.returncode == 0, done.stderr
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert record["id"] == "s1" and record["lang"] == "zh" and record["task"] == "chat"
@@ -117,7 +117,7 @@ def test_import_the_three_formats(tmp_path: Path) -> None:
 
     alpaca = tmp_path / "alpaca.json"
     alpaca.write_text(json.dumps([{"instruction": "Translate", "input": "你好", "output": "Hello"}]), encoding="utf-8")
-    done = run_shoptune(
+    done = invoke_shoptune(
         "data", "import", "--format", "alpaca", str(alpaca), "--out", str(tmp_path / "a.jsonl"), "--task", "faq"
     )
     assert done.returncode == 0, done.stderr
@@ -138,14 +138,16 @@ def test_import_the_three_formats(tmp_path: Path) -> None:
         + "\n",
         encoding="utf-8",
     )
-    done = run_shoptune("data", "import", "--format", "openai", str(openai_file), "--out", str(tmp_path / "o.jsonl"))
+    done = invoke_shoptune("data", "import", "--format", "openai", str(openai_file), "--out", str(tmp_path / "o.jsonl"))
     assert done.returncode == 0, done.stderr
-    assert run_shoptune("data", "check", str(tmp_path / "o.jsonl"), str(out), str(tmp_path / "a.jsonl")).returncode == 0
+    assert (
+        invoke_shoptune("data", "check", str(tmp_path / "o.jsonl"), str(out), str(tmp_path / "a.jsonl")).returncode == 0
+    )
 
 
 def test_import_with_nothing_convertible_writes_nothing(tmp_path: Path) -> None:
     source = tmp_path / "junk.jsonl"
     source.write_text('{"not": "sharegpt"}\n', encoding="utf-8")
-    done = run_shoptune("data", "import", "--format", "sharegpt", str(source), "--out", str(tmp_path / "x.jsonl"))
+    done = invoke_shoptune("data", "import", "--format", "sharegpt", str(source), "--out", str(tmp_path / "x.jsonl"))
     assert done.returncode == 2 and not (tmp_path / "x.jsonl").exists()
     assert "nothing could be converted" in done.stderr

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_shoptune
+from conftest import invoke_shoptune
 from transformers import AutoModelForCausalLM
 
 from shoptune.config import load_config
@@ -93,7 +93,7 @@ def test_qwen_7b_against_published_figures() -> None:
 
 
 def test_dry_run_cli_needs_no_weights(tmp_path: Path) -> None:
-    done = run_shoptune(
+    done = invoke_shoptune(
         "train",
         "configs/qwen2.5-7b-qlora.yaml",
         "--dry-run",

@@ -8,7 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from conftest import run_shoptune
+from conftest import invoke_shoptune, run_shoptune
 
 from shoptune.eval.bootstrap import bootstrap_interval, paired_difference, verdict
 from shoptune.eval.metrics import extraction, grounding, refusal, tone
@@ -113,7 +113,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Path:
         encoding="utf-8",
     )
     out = folder / "report"
-    done = run_shoptune(
+    done = invoke_shoptune(
         "eval",
         "score",
         "--config",
@@ -279,14 +279,14 @@ def test_bootstrap_and_paired_verdicts() -> None:
 def test_gate_thresholds_and_baseline(scored: Path, tmp_path: Path) -> None:
     strict = tmp_path / "strict.yaml"
     strict.write_text("eval:\n  gates: {json_valid_rate: 0.9, exact_match_rate: 0.3, tone_compliance_rate: 0.5}\n")
-    done = run_shoptune("eval", "gate", str(scored), "--config", str(strict))
+    done = invoke_shoptune("eval", "gate", str(scored), "--config", str(strict))
     assert done.returncode == 1
     assert "FAIL json_valid_rate: 0.5556 is below the threshold 0.9" in done.stdout
     assert "FAIL tone_compliance_rate: not measured" not in done.stdout  # measured on the faq record
     assert "exact_match_rate" not in done.stdout
     lenient = tmp_path / "lenient.yaml"
     lenient.write_text("eval:\n  gates: {json_valid_rate: 0.5}\n")
-    assert run_shoptune("eval", "gate", str(scored), "--config", str(lenient)).returncode == 0
+    assert invoke_shoptune("eval", "gate", str(scored), "--config", str(lenient)).returncode == 0
 
     # A report that is much worse on the same records fails against the first as baseline.
     data = tmp_path / "gold.jsonl"
@@ -297,16 +297,16 @@ def test_gate_thresholds_and_baseline(scored: Path, tmp_path: Path) -> None:
     bad.write_text("".join(json.dumps({"id": r["id"], "output": "no"}) + "\n" for r in many))
     for name, predictions in (("base", good), ("new", bad)):
         assert (
-            run_shoptune(
+            invoke_shoptune(
                 "eval", "score", "--data", str(data), "--predictions", str(predictions), "--out", str(tmp_path / name)
             ).returncode
             == 0
         )
-    done = run_shoptune(
+    done = invoke_shoptune(
         "eval", "gate", str(tmp_path / "new"), "--baseline", str(tmp_path / "base"), "--config", str(lenient)
     )
     assert done.returncode == 1 and "json_valid_rate: worse than baseline" in done.stdout
-    done = run_shoptune(
+    done = invoke_shoptune(
         "eval",
         "score",
         "--data",
@@ -327,7 +327,7 @@ def test_bad_predictions_file_is_reported(tmp_path: Path) -> None:
     data.write_text(json.dumps(RECORDS[0], ensure_ascii=False) + "\n", encoding="utf-8")
     predictions = tmp_path / "p.jsonl"
     predictions.write_text('{"id": "e1", "output": 3}\nnot json\n', encoding="utf-8")
-    done = run_shoptune(
+    done = invoke_shoptune(
         "eval", "score", "--data", str(data), "--predictions", str(predictions), "--out", str(tmp_path / "o")
     )
     assert done.returncode == 2 and f"{predictions}:1: `output` must be a string" in done.stderr
@@ -364,7 +364,7 @@ def test_eval_run_in_process_on_tiny_qwen(tmp_path: Path, tiny_qwen_dir: Path) -
     # Scoring the saved predictions again gives the same numbers (same code path).
     again = tmp_path / "again"
     assert (
-        run_shoptune(
+        invoke_shoptune(
             "eval",
             "score",
             "--config",
@@ -384,7 +384,7 @@ def test_eval_run_in_process_on_tiny_qwen(tmp_path: Path, tiny_qwen_dir: Path) -
 
 
 def test_structured_output_needs_an_endpoint(tmp_path: Path) -> None:
-    done = run_shoptune(
+    done = invoke_shoptune(
         "eval",
         "run",
         "--data",

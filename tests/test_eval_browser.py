@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import run_shoptune
+from conftest import invoke_shoptune
 
 
 def test_report_html_renders_its_plots(tmp_path: Path) -> None:
@@ -42,7 +42,7 @@ def test_report_html_renders_its_plots(tmp_path: Path) -> None:
     )
     out = tmp_path / "report"
     assert (
-        run_shoptune(
+        invoke_shoptune(
             "eval", "score", "--data", str(gold), "--predictions", str(predictions), "--out", str(out)
         ).returncode
         == 0

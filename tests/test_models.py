@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_shoptune
+from conftest import invoke_shoptune
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from shoptune.core.errors import BadInputError, EnvironmentProblem
@@ -26,7 +26,7 @@ QWEN_SEED_RENDER = (
 
 
 def test_models_path_prints_only_the_directory(tiny_qwen_dir: Path) -> None:
-    done = run_shoptune("models", "path", "tiny-qwen2.5")
+    done = invoke_shoptune("models", "path", "tiny-qwen2.5")
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{tiny_qwen_dir}\n"
 
@@ -185,7 +185,7 @@ def _fake_qwen_7b(tiny_qwen_dir: Path, target: Path) -> Path:
 
 def test_qwen_7b_without_a_directory_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SHOPTUNE_QWEN25_7B_DIR", raising=False)
-    done = run_shoptune("models", "path", "qwen2.5-7b-instruct", env={"SHOPTUNE_HOME": str(tmp_path)})
+    done = invoke_shoptune("models", "path", "qwen2.5-7b-instruct", env={"SHOPTUNE_HOME": str(tmp_path)})
     assert done.returncode == 3
     assert done.stdout == ""
     assert "SHOPTUNE_QWEN25_7B_DIR" in done.stderr and "model.path" in done.stderr
@@ -195,14 +195,14 @@ def test_qwen_7b_without_a_directory_says_what_to_do(tmp_path: Path, monkeypatch
 def test_qwen_7b_from_a_local_directory(tiny_qwen_dir: Path, tmp_path: Path) -> None:
     source = _fake_qwen_7b(tiny_qwen_dir, tmp_path / "Qwen2.5-7B-Instruct")
     env = {"SHOPTUNE_HOME": str(tmp_path / "home"), "SHOPTUNE_QWEN25_7B_DIR": str(source)}
-    done = run_shoptune("models", "path", "qwen2.5-7b-instruct", env=env)
+    done = invoke_shoptune("models", "path", "qwen2.5-7b-instruct", env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{source}\n"
     manifest = json.loads((tmp_path / "home/models/qwen2.5-7b-instruct" / MODEL_MANIFEST_NAME).read_text())
     assert manifest["files"]["model.safetensors"]["sha256"] == sha256_file(source / "model.safetensors")
     # The config key wins over the environment variable.
     other = _fake_qwen_7b(tiny_qwen_dir, tmp_path / "other")
-    done = run_shoptune("models", "path", "qwen2.5-7b-instruct", "--path", str(other), env=env)
+    done = invoke_shoptune("models", "path", "qwen2.5-7b-instruct", "--path", str(other), env=env)
     assert done.stdout == f"{other}\n"
 
 
@@ -227,7 +227,7 @@ def test_resolve_model_dir_accepts_names_and_directories(tiny_qwen_dir: Path, tm
 
 
 def test_models_list_shows_every_model(tiny_qwen_dir: Path) -> None:
-    done = run_shoptune("models", "list")
+    done = invoke_shoptune("models", "list")
     assert done.returncode == 0, done.stderr
     for name in ("smollm2-135m-instruct", "tiny-qwen2.5", "qwen2.5-7b-instruct"):
         assert name in done.stdout

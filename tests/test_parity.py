@@ -34,6 +34,8 @@ def test_parity_gate_fails_a_model_that_never_learned_the_form(
         str(RECORDS),
         "--out",
         str(out),
+        "--set",
+        "serve.dtype=float32",  # served in fp32, one vLLM server holds both comparisons (bf16 is the demo's)
         timeout=900,
     )
     assert done.returncode == 1, done.stdout + done.stderr[-3000:]

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_shoptune
+from conftest import invoke_shoptune, run_shoptune
 
 from shoptune.core.paths import CONFIGS_DIR
 
@@ -96,7 +96,7 @@ def test_the_bad_data_corpus_has_one_expectation_per_file() -> None:
 
 def test_data_check_names_file_line_and_field_for_every_bad_file(tmp_path: Path, ledger) -> None:
     huge = _ten_megabyte_line(tmp_path)
-    done = run_shoptune("data", "check", *(str(BAD / name) for name in sorted(EXPECTED)), str(huge))
+    done = invoke_shoptune("data", "check", *(str(BAD / name) for name in sorted(EXPECTED)), str(huge))
     output = _assert_clean_failure(done, code=1)
     lines = output.splitlines()
     for name, (line, fragment) in EXPECTED.items():
@@ -140,7 +140,7 @@ def test_training_refuses_bad_files_listing_both_and_writes_nothing(
 
 def test_evaluation_refuses_a_bad_file_and_writes_no_report(tmp_path: Path, tiny_qwen_dir: Path, ledger) -> None:
     out = tmp_path / "report"
-    done = run_shoptune(
+    done = invoke_shoptune(
         "eval", "run", "--config", str(TINY), "--data", str(BAD / "invalid_utf8.jsonl"), "--model", "tiny-qwen2.5",
         "--out", str(out),
     )  # fmt: skip
@@ -156,7 +156,7 @@ def test_data_build_with_a_broken_config_lists_every_problem(tmp_path: Path, led
         "data:\n  train_records: many\n  seeed: 3\n  languages: [zh, fr]\n  heldout_sku_share: 1.5\n", encoding="utf-8"
     )
     out = tmp_path / "built"
-    done = run_shoptune("data", "build", "--config", str(config), "--out", str(out))
+    done = invoke_shoptune("data", "build", "--config", str(config), "--out", str(out))
     output = _assert_clean_failure(done)
     assert "(4 problems)" in output
     for line, key in (
@@ -201,7 +201,7 @@ def test_training_lists_every_config_problem_in_one_message(
     config: Path, overrides: tuple[str, ...], expected: tuple[str, ...], tmp_path: Path, tiny_qwen_dir: Path, ledger
 ) -> None:
     out = tmp_path / "run"
-    done = run_shoptune("train", str(config), *(f"--set={o}" for o in overrides), "--out", str(out))
+    done = invoke_shoptune("train", str(config), *(f"--set={o}" for o in overrides), "--out", str(out))
     output = _assert_clean_failure(done)
     assert f"({len(expected)} problems)" in output
     for fragment in expected:

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_shoptune
+from conftest import invoke_shoptune
 
 from shoptune.core.errors import BadInputError
 from shoptune.core.paths import REPO_ROOT
@@ -80,7 +80,7 @@ def test_pickled_weights_are_refused_with_a_clear_message(tmp_path: Path, tiny_q
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
         (model / name).write_bytes((tiny_qwen_dir / name).read_bytes())
     (model / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
-    done = run_shoptune("chat", "--model", str(model), "hi")
+    done = invoke_shoptune("chat", "--model", str(model), "hi")
     assert done.returncode == 2 and "pickled weights are not loaded" in done.stderr and "Traceback" not in done.stderr
     ledger("security", "a model and an adapter that ship only pickled weights", 2, "refused before loading, exit 2")
 

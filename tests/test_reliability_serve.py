@@ -3,8 +3,8 @@ the storefront app (its own process, SQLite sessions) on top.
 
 Fuzzing from the OpenAPI schema (schemathesis), malformed requests, 64 concurrent shoppers,
 the key on every route, closed CORS, the prompt-injection suite through the eval harness, and
-(last, since it takes the model away) killing vLLM under load and bringing it back. vLLM is
-started here and stopped by its PID at the end.
+(last, since it takes the model away) killing vLLM under load and bringing it back. vLLM is the
+session's shared server (tests/conftest.py: `tiny_vllm`).
 """
 
 from __future__ import annotations
@@ -22,69 +22,25 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import run_shoptune
+from conftest import run_shoptune, start_storefront
 
-from shoptune.config import load_config
-from shoptune.core.net import free_port, wait_http_ok
-from shoptune.core.paths import CONFIGS_DIR, REPO_ROOT
+from shoptune.core.net import free_port
+from shoptune.core.paths import REPO_ROOT
 from shoptune.serve.vllm_server import VllmServer
 
+pytestmark = pytest.mark.xdist_group("tiny-vllm")  # one worker, one shared vLLM server
 API_KEY = "reliability-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 INJECTION_SUITE = REPO_ROOT / "datasets" / "security" / "prompt_injection.jsonl"
 
 
-def _start_vllm(model_dir: Path, port: int, log: Path) -> VllmServer:
-    server = VllmServer(
-        model_dir=model_dir,
-        config=load_config(CONFIGS_DIR / "tiny-qwen.yaml").serve,
-        served_name="shop",
-        port=port,
-        log_path=log,
-    )
-    server.start()
-    try:
-        server.wait_ready(timeout_s=600)
-    except BaseException:
-        server.stop()
-        raise
-    return server
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path):
-    folder = tmp_path_factory.mktemp("reliability-serve")
-    vllm_port, app_port = free_port(), free_port()
-    state = {"vllm": _start_vllm(tiny_qwen_dir, vllm_port, folder / "vllm.log"), "folder": folder}
-    stderr_sink = (folder / "app.stderr").open("wb")
-    app = subprocess.Popen(
-        [
-            sys.executable, "-m", "shoptune", "serve", "app", "--config", "configs/tiny-qwen.yaml",
-            "--llm", f"http://127.0.0.1:{vllm_port}/v1", "--model-name", "shop", "--tokenizer", str(tiny_qwen_dir),
-            "--port", str(app_port), "--set", f"serve.sqlite_path={folder / 'sessions.sqlite3'}",
-            "--set", f"serve.log_dir={folder / 'logs'}", "--set", "serve.max_new_tokens=16",
-        ],
-        cwd=REPO_ROOT,
-        env={**os.environ, "SHOPTUNE_API_KEY": API_KEY},
-        stdout=subprocess.DEVNULL,
-        stderr=stderr_sink,  # a file, not a pipe nobody reads (a full pipe blocks the app)
-    )  # fmt: skip
-    stderr_sink.close()
-    url = f"http://127.0.0.1:{app_port}"
-    try:
-        assert wait_http_ok(f"{url}/healthz", 120, alive=lambda: app.poll() is None), (folder / "app.stderr").read_text(
-            errors="replace"
-        )[-3000:]
-        state["url"] = url
-        yield state
-    finally:
-        app.terminate()
-        app.wait(timeout=30)
-        server: VllmServer = state["vllm"]
-        pid = server.process.pid
-        server.stop()
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+def stack(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path, tiny_vllm):
+    """The storefront app over the session's shared vLLM server."""
+    folder, app_port = tmp_path_factory.mktemp("reliability-serve"), free_port()
+    llm_url = tiny_vllm.server.base_url
+    with start_storefront(folder, llm_url, tiny_qwen_dir, API_KEY, port=app_port, max_new_tokens=16):
+        yield {"url": f"http://127.0.0.1:{app_port}", "folder": folder, "vllm": tiny_vllm}
 
 
 def _operations(url: str) -> list[tuple[str, str]]:
@@ -258,7 +214,7 @@ def test_injection_suite_through_the_eval_harness(stack: dict, tmp_path: Path, l
     out = tmp_path / "injection"
     done = run_shoptune(
         "eval", "run", "--config", "configs/tiny-qwen.yaml", "--task", "injection", "--data", str(INJECTION_SUITE),
-        "--endpoint", stack["vllm"].base_url, "--model-name", "shop", "--out", str(out),
+        "--endpoint", stack["vllm"].server.base_url, "--model-name", "shop", "--out", str(out),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
@@ -276,9 +232,9 @@ def test_injection_suite_through_the_eval_harness(stack: dict, tmp_path: Path, l
     )
 
 
-def test_killing_vllm_under_load_gives_503_and_the_app_recovers(stack: dict, tiny_qwen_dir: Path, ledger) -> None:
+def test_killing_vllm_under_load_gives_503_and_the_app_recovers(stack: dict, ledger) -> None:
     url = stack["url"]
-    server: VllmServer = stack["vllm"]
+    server: VllmServer = stack["vllm"].server
     results: list[tuple[float, int, str | None]] = []
     stop = threading.Event()
 
@@ -310,7 +266,7 @@ def test_killing_vllm_under_load_gives_503_and_the_app_recovers(stack: dict, tin
     body = httpx.post(f"{url}/v1/chat", json={"session_id": "kill-x", "message": "hi"}, headers=AUTH, timeout=60)
     assert body.status_code == 503 and "unavailable" in body.json()["error"]
 
-    stack["vllm"] = _start_vllm(tiny_qwen_dir, server.port, stack["folder"] / "vllm-restarted.log")
+    stack["vllm"].restart()  # the same server on the same port, for the tests after this one
     recovered = httpx.post(
         f"{url}/v1/chat", json={"session_id": "kill-0", "message": "hello again"}, headers=AUTH, timeout=120
     )

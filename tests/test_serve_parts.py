@@ -12,8 +12,9 @@ from shoptune.config import ServeConfig, load_config
 from shoptune.core.errors import BadInputError
 from shoptune.serve.masking import mask
 from shoptune.serve.retrieval import CatalogueIndex, Filters, terms
+from shoptune.serve.routing import PolicyIndex, merge_filters
 from shoptune.serve.sessions import SqliteSessionStore
-from shoptune.serve.storefront import PolicyIndex, Storefront
+from shoptune.serve.storefront import Storefront
 from shoptune.serve.vllm_server import VllmServer, max_lora_rank, parse_lora
 
 
@@ -91,10 +92,10 @@ def test_policy_lookup() -> None:
 def test_follow_up_filters_keep_the_product() -> None:
     previous = {"product": "小米手机", "price_range": [None, 3000], "color": None, "size": None}
     follow_up = {"product": None, "price_range": None, "color": "黑色", "size": None}
-    merged = Storefront._merge_filters(previous, follow_up)
+    merged = merge_filters(previous, follow_up)
     assert merged == {"product": "小米手机", "price_range": [None, 3000], "color": "黑色", "size": None}
     fresh = {"product": "耐克运动鞋", "price_range": None, "color": None, "size": "42"}
-    assert Storefront._merge_filters(previous, fresh) == fresh
+    assert merge_filters(previous, fresh) == fresh
 
 
 @pytest.mark.parametrize(
@@ -117,10 +118,10 @@ def test_which_turns_get_catalogue_context(message: str, extracted_color: str | 
     conversation = {"product": "手机", "price_range": [None, 3000], "color": None, "size": None}
     extracted = {"product": None, "price_range": None, "color": extracted_color, "size": None}
     topics = storefront.policy_topics(message)
-    assert storefront._asks_about_products(message, extracted, conversation, topics) is gets_products
+    assert storefront.router.asks_about_products(message, extracted, conversation, topics) is gets_products
     unnamed = {"product": None}  # the extraction missed the product; the last turn was still about one
-    assert storefront._asks_about_products(message, extracted, unnamed, topics, True) is gets_products
-    assert not storefront._asks_about_products("What about black?", extracted, unnamed, [], False)
+    assert storefront.router.asks_about_products(message, extracted, unnamed, topics, True) is gets_products
+    assert not storefront.router.asks_about_products("What about black?", extracted, unnamed, [], False)
 
 
 @pytest.mark.parametrize(
@@ -198,11 +199,11 @@ def test_history_is_trimmed_to_the_token_budget(tmp_path: Path, tiny_qwen_dir: P
         )
     ]
     system, user = {"role": "system", "content": "sys"}, {"role": "user", "content": "latest"}
-    kept = storefront._trim(system, history, user)
+    kept = storefront.history.trim(system, history, user)
     assert kept == history[len(history) - len(kept) :]  # the most recent exchanges, whole
     assert len(kept) % 2 == 0 and 0 < len(kept) < len(history)
     assert (
-        storefront._tokens([system, *kept, user])
+        storefront.history.tokens([system, *kept, user])
         <= 120
-        < storefront._tokens([system, *history[-len(kept) - 2 :], user])
+        < storefront.history.tokens([system, *history[-len(kept) - 2 :], user])
     )

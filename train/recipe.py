@@ -254,29 +254,46 @@ def _rows_summary(rows: TrainingRows) -> dict[str, int]:
     return {"records": len(rows.rows), "tokens": rows.tokens, "trainable_tokens": rows.trainable_tokens}
 
 
-def run_training(
-    config: ShoptuneConfig, *, out_dir: Path, data_dir: Path | None = None, resume: bool = False, log: Log = print
-) -> TrainResult:
-    import torch
-    from transformers import PrinterCallback
-    from transformers.integrations import TensorBoardCallback
+@dataclass(frozen=True)
+class Process:
+    """Where this process stands in the run: its device, and whether it is the first of `count`
+    (under `accelerate launch` only the first writes files and reports)."""
 
+    device: str
+    main: bool
+    count: int
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    """The resolved base model and tokenizer, and the rendered train/val rows of the data folder."""
+
+    model_dir: Path
+    tokenizer: Any
+    data_dir: Path
+    train_rows: TrainingRows
+    val_rows: TrainingRows
+
+
+@dataclass
+class BuiltTrainer:
+    trainer: Any
+    metrics: MetricsFile
+    guard: NonFiniteLossGuard
+    trainable: int
+    total: int
+
+
+def _prepare_process(config: ShoptuneConfig, out_dir: Path) -> tuple[ShoptuneConfig, Process]:
+    """Quiet the libraries, pick the device, resolve `precision: auto`, point TensorBoard and MLflow."""
     import datasets
-    from shoptune.models import resolve_config_model
-    from shoptune.models.identity import model_identity
-    from shoptune.models.loading import default_device, load_tokenizer, quiet_transformers
-    from shoptune.train.model import load_base_for_training, with_lora
+    from shoptune.models.loading import default_device, quiet_transformers
 
     quiet_transformers()
-    device = default_device()
-    config = with_resolved_precision(config, device)
-    rank, processes = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    main = rank == 0  # under `accelerate launch` only the first process writes files and reports
-    if not main:
-        log = _silent
-
     datasets.disable_progress_bars()
     enable_compact_fused_head()
+    device = default_device()
+    process = Process(device, int(os.environ.get("RANK", "0")) == 0, int(os.environ.get("WORLD_SIZE", "1")))
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(out_dir) / "tensorboard")
     if config.train.mlflow_tracking_uri:
         import importlib.util
@@ -284,14 +301,13 @@ def run_training(
         if importlib.util.find_spec("mlflow") is None:
             raise EnvironmentProblem("train.mlflow_tracking_uri is set but mlflow is not installed: pip install mlflow")
         os.environ.setdefault("MLFLOW_TRACKING_URI", config.train.mlflow_tracking_uri)
-    run = RunFolder(Path(out_dir))
-    if main:
-        checkpoint = _check_run_folder(run, config, resume)
-    else:  # partial checkpoints are named checkpoint-N, so the others never see them as candidates
-        checkpoint = newest_checkpoint(run.checkpoints) if resume else None
-    if resume and run.adapter.exists():
-        log(f"{run.root} already finished; nothing to resume")
-        return TrainResult(run, json.loads(run.manifest.read_text(encoding="utf-8")))
+    return with_resolved_precision(config, device), process
+
+
+def _load_inputs(config: ShoptuneConfig, data_dir: Path | None, log: Log) -> TrainingInputs:
+    """Resolve the model, build the data folder if the config's is absent, check and render it."""
+    from shoptune.models import resolve_config_model
+    from shoptune.models.loading import load_tokenizer
 
     model_dir = resolve_config_model(config.model, log=log)
     tokenizer = load_tokenizer(model_dir)
@@ -301,70 +317,88 @@ def run_training(
             raise BadInputError(f"--data {data_dir}: no {' or '.join(absent)} there (build one: shoptune data build)")
     data_dir = ensure_dataset(config, Path(data_dir or config.data.dir), tokenizer, log)
     require_valid(data_dir / "train.jsonl", data_dir / "val.jsonl")
-    train_rows = build_rows(data_dir / "train.jsonl", tokenizer, config.train.max_length)
-    val_rows = build_rows(data_dir / "val.jsonl", tokenizer, config.train.max_length)
+    return TrainingInputs(
+        model_dir,
+        tokenizer,
+        data_dir,
+        build_rows(data_dir / "train.jsonl", tokenizer, config.train.max_length),
+        build_rows(data_dir / "val.jsonl", tokenizer, config.train.max_length),
+    )
 
-    run.root.mkdir(parents=True, exist_ok=True)
-    if main:
-        write_resolved_config(config, run.root, header=f"shoptune train run {run.root}")
+
+def _start_manifest(
+    config: ShoptuneConfig,
+    run: RunFolder,
+    inputs: TrainingInputs,
+    process: Process,
+    checkpoint: Path | None,
+    resume: bool,
+) -> dict[str, Any]:
+    """The manifest as the run starts: seed, device, base model and data digests, provenance; a
+    resumed run keeps its first start time and adds a session."""
+    from shoptune.models.identity import model_identity
+
     started_at = utc_now()
     previous = json.loads(run.manifest.read_text(encoding="utf-8")) if resume and run.manifest.is_file() else {}
-    manifest: dict[str, Any] = {
+    return {
         "name": config.name,
         "status": "running",
         "seed": config.train.seed,
-        "device": device,
-        "base_model": model_identity(config.model.name, model_dir),
+        "device": process.device,
+        "base_model": model_identity(config.model.name, inputs.model_dir),
         "data": {
-            "dir": str(data_dir),
-            "files": {name: sha256_file(data_dir / name) for name in ("train.jsonl", "val.jsonl")},
-            "train": _rows_summary(train_rows),
-            "val": _rows_summary(val_rows),
+            "dir": str(inputs.data_dir),
+            "files": {name: sha256_file(inputs.data_dir / name) for name in ("train.jsonl", "val.jsonl")},
+            "train": _rows_summary(inputs.train_rows),
+            "val": _rows_summary(inputs.val_rows),
         },
         "started_at": previous.get("started_at", started_at),
         "sessions": [
             *previous.get("sessions", []),
             {"started_at": started_at, "resumed_from": str(checkpoint) if checkpoint else None},
         ],
-        "processes": processes,
+        "processes": process.count,
         **provenance(),
     }
-    if main:
-        atomic_write_json(run.manifest, manifest)
-        if checkpoint is not None:
-            log(f"resuming from {checkpoint}")
-            _trim_metrics(run.metrics, int(checkpoint.name.split("-")[1]))
-        elif run.metrics.exists():
-            run.metrics.unlink()
+
+
+def _build_trainer(
+    config: ShoptuneConfig, run: RunFolder, inputs: TrainingInputs, device: str, log: Log
+) -> BuiltTrainer:
+    """The base model with LoRA, and TRL's trainer over the rows with shoptune's callbacks."""
+    import torch
+    from transformers import PrinterCallback
+    from transformers.integrations import TensorBoardCallback
+
+    from shoptune.train.model import load_base_for_training, with_lora
 
     torch.manual_seed(config.train.seed)
-    model = with_lora(load_base_for_training(model_dir, config.train, device), config.train)
+    model = with_lora(load_base_for_training(inputs.model_dir, config.train, device), config.train)
     trainable, total = model.get_nb_trainable_parameters()
     log(
         f"{config.model.name}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%); "
-        f"{len(train_rows.rows)} train / {len(val_rows.rows)} val records on {device}"
+        f"{len(inputs.train_rows.rows)} train / {len(inputs.val_rows.rows)} val records on {device}"
     )
-
-    metrics = MetricsFile(run.metrics)
-    guard = NonFiniteLossGuard()
-    generation = GenerationMetrics(_generation_sample(data_dir / "val.jsonl", config), tokenizer)
+    metrics, guard = MetricsFile(run.metrics), NonFiniteLossGuard()
+    generation = GenerationMetrics(_generation_sample(inputs.data_dir / "val.jsonl", config), inputs.tokenizer)
     trainer = AtomicCheckpointTrainer(
         model=model,
-        args=_sft_config(config, run, device, has_eval=bool(val_rows.rows)),
-        train_dataset=train_rows.to_dataset(),
-        eval_dataset=_eval_subset(val_rows, config.train.eval_records),
-        processing_class=tokenizer,
-        callbacks=[
-            generation,
-            metrics,
-            guard,
-            ProgressLine(0, f"train {config.name}"),
-            TensorBoardCallback(),
-        ],
+        args=_sft_config(config, run, device, has_eval=bool(inputs.val_rows.rows)),
+        train_dataset=inputs.train_rows.to_dataset(),
+        eval_dataset=_eval_subset(inputs.val_rows, config.train.eval_records),
+        processing_class=inputs.tokenizer,
+        callbacks=[generation, metrics, guard, ProgressLine(0, f"train {config.name}"), TensorBoardCallback()],
     )
     trainer.remove_callback(PrinterCallback)  # our ProgressLine and metrics.jsonl replace the raw log dicts
     trainer.keep_checkpoints = config.train.save_total_limit
     generation.trainer = trainer
+    return BuiltTrainer(trainer, metrics, guard, trainable, total)
+
+
+def _train(built: BuiltTrainer, run: RunFolder, manifest: dict[str, Any], checkpoint: Path | None, main: bool):
+    """Train (or resume) to the end; a full disk or a non-finite loss stops it with the manifest
+    marked failed and a message saying where the last good checkpoint is."""
+    trainer, guard = built.trainer, built.guard
     try:
         output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except Exception as error:
@@ -380,40 +414,80 @@ def run_training(
             f"the last good checkpoint is {newest_checkpoint(run.checkpoints) or 'none'} "
             "(lower train.learning_rate or check the data)"
         )
+    return output
 
-    final_eval = _final_eval(trainer) if val_rows.rows else {}
-    if main:
-        try:
-            with atomic_directory(run.adapter) as staging:
-                trainer.save_model(str(staging))
-                tokenizer.save_pretrained(str(staging))
-                (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run's config.yaml says it all
-        except Exception as error:
-            if not disk_is_full(error, run.root):
-                raise
-            raise _stopped_by_full_disk(error, run, manifest, trainer.state.global_step, main) from error
-    train_losses = [m["loss"] for m in metrics.history if isinstance(m.get("loss"), float)]
+
+def _save_adapter(trainer: Any, tokenizer: Any, run: RunFolder, manifest: dict[str, Any]) -> None:
+    """The adapter and tokenizer into `run.adapter`, whole or not at all."""
+    try:
+        with atomic_directory(run.adapter) as staging:
+            trainer.save_model(str(staging))
+            tokenizer.save_pretrained(str(staging))
+            (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run's config.yaml says it all
+    except Exception as error:
+        if not disk_is_full(error, run.root):
+            raise
+        raise _stopped_by_full_disk(error, run, manifest, trainer.state.global_step, True) from error
+
+
+def _final_metrics(built: BuiltTrainer, output: Any, final_eval: dict[str, Any], device: str) -> dict[str, Any]:
+    state, runtime = built.trainer.state, output.metrics.get("train_runtime")
+    train_losses = [m["loss"] for m in built.metrics.history if isinstance(m.get("loss"), float)]
+    return {
+        "steps": state.global_step,
+        "train_loss_last": train_losses[-1] if train_losses else None,
+        "train_loss_mean": output.training_loss,
+        "eval_loss": final_eval.get("eval_loss"),
+        "tokens_seen": state.num_input_tokens_seen,
+        "train_runtime_s": runtime,
+        "tokens_per_second": state.num_input_tokens_seen / runtime if runtime else None,
+        "trainable_parameters": built.trainable,
+        "total_parameters": built.total,
+        "peak_gpu_memory_gib": _peak_gpu_memory_gib(device),
+    }
+
+
+def run_training(
+    config: ShoptuneConfig, *, out_dir: Path, data_dir: Path | None = None, resume: bool = False, log: Log = print
+) -> TrainResult:
+    """Train one LoRA run into `out_dir`: prepare the run, build the trainer, train and save, finish
+    the manifest."""
+    config, process = _prepare_process(config, out_dir)
+    log = log if process.main else _silent
+    run = RunFolder(Path(out_dir))
+    if process.main:
+        checkpoint = _check_run_folder(run, config, resume)
+    else:  # partial checkpoints are named checkpoint-N, so the others never see them as candidates
+        checkpoint = newest_checkpoint(run.checkpoints) if resume else None
+    if resume and run.adapter.exists():
+        log(f"{run.root} already finished; nothing to resume")
+        return TrainResult(run, json.loads(run.manifest.read_text(encoding="utf-8")))
+
+    inputs = _load_inputs(config, data_dir, log)
+    run.root.mkdir(parents=True, exist_ok=True)
+    manifest = _start_manifest(config, run, inputs, process, checkpoint, resume)
+    if process.main:
+        write_resolved_config(config, run.root, header=f"shoptune train run {run.root}")
+        atomic_write_json(run.manifest, manifest)
+        if checkpoint is not None:
+            log(f"resuming from {checkpoint}")
+            _trim_metrics(run.metrics, int(checkpoint.name.split("-")[1]))
+        elif run.metrics.exists():
+            run.metrics.unlink()
+
+    built = _build_trainer(config, run, inputs, process.device, log)
+    output = _train(built, run, manifest, checkpoint, process.main)
+    final_eval = _final_eval(built.trainer) if inputs.val_rows.rows else {}
+    if process.main:
+        _save_adapter(built.trainer, inputs.tokenizer, run, manifest)
     manifest.update(
         status="finished",
         finished_at=utc_now(),
-        final_metrics={
-            "steps": trainer.state.global_step,
-            "train_loss_last": train_losses[-1] if train_losses else None,
-            "train_loss_mean": output.training_loss,
-            "eval_loss": final_eval.get("eval_loss"),
-            "tokens_seen": trainer.state.num_input_tokens_seen,
-            "train_runtime_s": output.metrics.get("train_runtime"),
-            "tokens_per_second": (trainer.state.num_input_tokens_seen / output.metrics["train_runtime"])
-            if output.metrics.get("train_runtime")
-            else None,
-            "trainable_parameters": trainable,
-            "total_parameters": total,
-            "peak_gpu_memory_gib": _peak_gpu_memory_gib(device),
-        },
+        final_metrics=_final_metrics(built, output, final_eval, process.device),
         adapter=str(run.adapter),
     )
-    if main:
+    if process.main:
         atomic_write_json(run.manifest, manifest)
     if not math.isfinite(output.training_loss):
         raise TrainingDiverged(f"training finished with a non-finite mean loss ({output.training_loss})")
-    return TrainResult(run, manifest, main)
+    return TrainResult(run, manifest, process.main)

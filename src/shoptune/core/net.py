@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
-import urllib.error
-import urllib.request
 
 
 def free_port() -> int:
@@ -13,16 +10,3 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_http_ok(url: str, timeout_s: float, alive=lambda: True) -> bool:
-    """Poll `url` until it answers 200, `alive()` turns false, or `timeout_s` passes."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and alive():
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return True
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.5)
-    return False
