@@ -18,6 +18,7 @@ from shoptune.eval.metrics.degenerate import degenerate_reasons
 from shoptune.eval.metrics.extraction import normalised_equal
 from shoptune.eval.metrics.grounding import item_lines, named_products
 from shoptune.shop.prompts import format_price
+from shoptune.shop.records import last_question
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ def play(base_url: str, api_key: str, say=print, handwritten: list[dict[str, Any
     import httpx
 
     handwritten = handwritten or []
-    texts = [next(m["content"] for m in reversed(r["messages"][:-1]) if m["role"] == "user") for r in handwritten]
+    texts = [last_question(r) for r in handwritten]
     headers = {"Authorization": f"Bearer {api_key}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=300) as client:
         with ThreadPoolExecutor(max_workers=len(SCRIPT)) as shoppers:

@@ -12,6 +12,7 @@ from typing import Any
 
 from shoptune.config.schema import EvalConfig
 from shoptune.core.errors import ShoptuneError
+from shoptune.shop.records import last_question
 
 RUBRIC = Path(__file__).resolve().parent / "tasks" / "judge_rubric.md"
 GRADE_SCHEMA = {
@@ -27,7 +28,7 @@ class JudgeFailed(ShoptuneError):
 
 
 def _grade(client: Any, model: str, rubric: str, record: dict[str, Any], output: str | None) -> float | None:
-    question = next((m["content"] for m in reversed(record["messages"][:-1]) if m["role"] == "user"), "")
+    question = last_question(record)
     prompt = (
         f"Shopper: {question}\n\nReference reply: {record['messages'][-1]['content']}\n\n"
         f"Assistant reply: {output or ''}"

@@ -13,8 +13,9 @@ from typing import Any
 
 from shoptune.eval.bootstrap import bootstrap_interval
 from shoptune.eval.metrics import METRICS
-from shoptune.eval.metrics.reported import FIELD_VIEWS, MEANS
+from shoptune.eval.metrics.reported import FIELD_VIEWS, MEANS, POOLED, ReportedMetric
 from shoptune.eval.parsing import parse_json_output
+from shoptune.shop.records import last_question, shopper_turns
 
 DEFAULT_METRICS = tuple(METRICS)
 
@@ -27,14 +28,14 @@ class ScoredSample:
 
     def to_json(self) -> dict[str, Any]:
         record = self.record
-        user = [m["content"] for m in record["messages"][:-1] if m["role"] == "user"]
+        user = shopper_turns(record)
         parsed = parse_json_output(self.output).value if record["task"] == "extract" else None
         return {
             "id": record["id"],
             "task": record["task"],
             "lang": record["lang"],
             "schema": record.get("schema"),
-            "input": user[-1] if user else "",
+            "input": last_question(record),
             "turns": len(user),
             "reference": record["messages"][-1]["content"],
             "output": self.output,
@@ -85,13 +86,25 @@ def aggregate(samples: Sequence[ScoredSample], *, bootstrap_samples: int, seed: 
                     per_field[field] = sum(values) / len(values)
                     intervals[f"{view.name}.{field}"] = bootstrap_interval(values, samples=bootstrap_samples, seed=seed)
             metrics[view.name] = per_field
-        tp, fp, fn = (sum(_values(extraction, f"f1_{k}")) for k in ("tp", "fp", "fn"))
-        metrics["micro_f1"] = 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else 1.0
         metrics["extraction_records"] = len(extraction)
-    items = sum(_values(samples, "listed_items"))
-    if items:
-        metrics["hallucinated_product_rate"] = sum(_values(samples, "hallucinated_items")) / items
+    for name, metric in POOLED.items():
+        value = _pooled(samples, metric)
+        if value is not None:
+            metrics[name] = value
     return {"metrics": metrics, "intervals": intervals}
+
+
+def _pooled(samples: Sequence[ScoredSample], metric: ReportedMetric) -> float | None:
+    """A metric over counts summed across records (None where no record has the counts)."""
+    if metric.aggregation == "micro_f1":
+        counts = [_values(samples, f"{metric.score}_{kind}") for kind in ("tp", "fp", "fn")]
+        if not counts[0]:
+            return None
+        tp, fp, fn = (sum(values) for values in counts)
+        return 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else 1.0
+    assert metric.aggregation == "item_ratio" and metric.denominator is not None, metric
+    total = sum(_values(samples, metric.denominator))
+    return sum(_values(samples, metric.score)) / total if total else None
 
 
 def breakdowns(samples: Sequence[ScoredSample], *, bootstrap_samples: int, seed: int) -> dict[str, Any]:

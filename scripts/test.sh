@@ -23,4 +23,4 @@ VENV="${SHOPTUNE_VENV:-.venv}"
 "$VENV/bin/lint-imports"  # the layer contract in pyproject.toml: no stage imports one above it
 "$VENV/bin/python" scripts/audit.py  # known vulnerabilities fail; skipped with a message where PyPI's data is out of reach
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
-exec "$VENV/bin/pytest" -n "${SHOPTUNE_TEST_WORKERS:-2}" --dist loadgroup "$@"
+exec "$VENV/bin/pytest" -n "${SHOPTUNE_TEST_WORKERS:-2}" --dist loadscope --no-loadscope-reorder "$@"

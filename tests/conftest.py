@@ -27,29 +27,42 @@ SHOPTUNE_BIN = Path(sys.executable).with_name("shoptune")
 
 MODEL_FIXTURES = {"tiny_qwen_dir", "smollm2_dir", "tiny_data"}
 LONGEST_MODULE = "test_demo"
+SAME_WORKER = {"test_reliability_serve": "tiny-vllm", "test_vllm_stack": "tiny-vllm"}
+"""Modules that run on one pytest-xdist worker: they use the one session vLLM server (`tiny_vllm`)."""
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark, group and order the tests.
+    """Mark and order the tests.
 
-    - A test that needs a prepared model, directly, through any fixture it uses, or by a fixture
-      name it is parametrized with, is `slow`: it loads weights, trains or serves. `pytest -m "not
-      slow"` is the fast tier.
-    - Under pytest-xdist (`--dist loadgroup`, as scripts/test.sh runs it) a module's tests stay on
-      one worker, so its module fixtures run once; a module that names its own `xdist_group` (the
-      ones sharing the session's vLLM server) shares a worker with the others of that group.
-    - The demo's module goes first: it is the longest unit, and the other worker runs the rest
-      beside it.
+    A test that needs a prepared model, directly, through any fixture it uses, or by a fixture name
+    it is parametrized with, is `slow`: it loads weights, trains or serves. `pytest -m "not slow"`
+    is the fast tier. The demo's module goes first: it is the longest unit of work, and under
+    pytest-xdist the other worker runs the rest beside it.
     """
     for item in items:
         callspec = getattr(item, "callspec", None)
         named = {value for value in callspec.params.values() if isinstance(value, str)} if callspec else set()
         if MODEL_FIXTURES & (set(getattr(item, "fixturenames", ())) | named):  # named: getfixturevalue(param)
             item.add_marker(pytest.mark.slow)
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
     items.sort(key=lambda item: item.module.__name__ != LONGEST_MODULE)  # stable: the rest keep their order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Under `--dist loadscope` (scripts/test.sh): one unit of work per module, so a module's
+    fixtures run once, except that the modules of `SAME_WORKER` form one unit, so they share one
+    session vLLM server. (xdist's own `loadgroup` marks do not take under pytest 9, which no longer
+    reads the node id xdist rewrites.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return SAME_WORKER.get(Path(module).stem, module)
+
+    return ModuleUnits(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,6 @@ from shoptune.core.net import free_port
 from shoptune.core.paths import REPO_ROOT
 from shoptune.serve.vllm_server import VllmServer
 
-pytestmark = pytest.mark.xdist_group("tiny-vllm")  # one worker, one shared vLLM server
 API_KEY = "reliability-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 INJECTION_SUITE = REPO_ROOT / "datasets" / "security" / "prompt_injection.jsonl"

@@ -21,7 +21,6 @@ from shoptune.core.process import ChildProcess, http_ok, shoptune_argv
 from shoptune.serve.vllm_server import VllmServer
 from shoptune.shop import resources
 
-pytestmark = pytest.mark.xdist_group("tiny-vllm")  # one worker, one shared vLLM server
 API_KEY = "test-key-123"
 SEED_TEXT = "我想找一款红色的小米手机，价格在2000到3000之间"
 

@@ -19,10 +19,12 @@ class ReportedMetric:
     """Its key in report.json's `metrics`."""
     aggregation: Literal["mean", "micro_f1", "item_ratio"]
     """"mean": the mean of the per-record score `score` (with a bootstrap interval and a paired
-    comparison against a baseline); "micro_f1": from the per-record `f1_tp/fp/fn` counts;
-    "item_ratio": `score` items over all listed items, pooled across records."""
+    comparison against a baseline); "micro_f1": from the per-record `<score>_tp/fp/fn` counts,
+    pooled; "item_ratio": the `score` counts over the `denominator` counts, pooled across records."""
     score: str
     """The per-record score it is computed from."""
+    denominator: str | None = None
+    """For "item_ratio": the per-record count it is a share of."""
     higher_is_better: bool = True
     headline: bool = True
     """In the report's headline table (in this table's order)."""
@@ -61,7 +63,13 @@ REPORTED: dict[str, ReportedMetric] = {
         ReportedMetric(
             "recommend_grounded_rate", "mean", "recommend_grounded", summary=True, task_headline="recommend"
         ),
-        ReportedMetric("hallucinated_product_rate", "item_ratio", "hallucinated_items", higher_is_better=False),
+        ReportedMetric(
+            "hallucinated_product_rate",
+            "item_ratio",
+            "hallucinated_items",
+            denominator="listed_items",
+            higher_is_better=False,
+        ),
         ReportedMetric("faq_grounded_rate", "mean", "faq_grounded", task_headline="faq"),
         ReportedMetric("history_resolved_rate", "mean", "history_resolved", task_headline="chat"),
         ReportedMetric("tone_compliance_rate", "mean", "tone_compliant", summary=True),
@@ -86,7 +94,6 @@ FIELD_VIEWS: dict[str, FieldView] = {
     )
 }
 
-COUNT_SCORES = ("f1_tp", "f1_fp", "f1_fn", "listed_items", "hallucinated_items")
 """Per-record scores that are counts to pool, not a pass (1) or a failure (0) of the record."""
 
 HEADLINE = tuple(name for name, metric in REPORTED.items() if metric.headline)
@@ -94,6 +101,17 @@ SUMMARY = tuple(name for name, metric in REPORTED.items() if metric.summary)
 EXTRACTION = tuple(name for name in HEADLINE if REPORTED[name].extraction)
 TASK_HEADLINE = {metric.task_headline: name for name, metric in REPORTED.items() if metric.task_headline}
 MEANS = {name: metric.score for name, metric in REPORTED.items() if metric.aggregation == "mean"}
+POOLED = {name: metric for name, metric in REPORTED.items() if metric.aggregation != "mean"}
+COUNT_SCORES = frozenset(
+    key
+    for metric in POOLED.values()
+    for key in (
+        [f"{metric.score}_{kind}" for kind in ("tp", "fp", "fn")]
+        if metric.aggregation == "micro_f1"
+        else [metric.score, metric.denominator]
+    )
+)
+"""Per-record scores that are counts for a pooled metric, not a pass/fail of the record."""
 """Report name -> per-record score, for every metric that is a mean of one score."""
 
 

@@ -22,6 +22,17 @@ MESSAGE_KEYS = ("role", "content")
 ROLES = ("system", "user", "assistant")
 
 
+def shopper_turns(record: dict[str, Any]) -> list[str]:
+    """What the shopper said, turn by turn, before the answer the record trains or evaluates."""
+    return [m["content"] for m in record["messages"][:-1] if m["role"] == "user"]
+
+
+def last_question(record: dict[str, Any]) -> str:
+    """The shopper's message the record's answer replies to ("" when there is none)."""
+    turns = shopper_turns(record)
+    return turns[-1] if turns else ""
+
+
 def _validators(schemas: dict[str, dict[str, Any]]) -> dict[str, Draft202012Validator]:
     return {name: Draft202012Validator(schema) for name, schema in schemas.items()}
 
