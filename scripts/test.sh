@@ -2,9 +2,7 @@
 # The test command: set up .venv, and the Debian packages the tests drive for real (chromium for
 # the web page, redis-server for shared sessions) when missing; lint (ruff, the import layers); then
 # run the whole suite.
-# The suite runs on two pytest-xdist workers (SHOPTUNE_TEST_WORKERS, 0 for one process): the
-# demo's module on one, the rest beside it. Extra arguments go to pytest (scripts/test.sh -k config
-# -x). Exits with pytest's code.
+# Extra arguments go to pytest (scripts/test.sh -k config -x). Exits with pytest's code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
@@ -23,4 +21,4 @@ VENV="${SHOPTUNE_VENV:-.venv}"
 "$VENV/bin/lint-imports"  # the layer contract in pyproject.toml: no stage imports one above it
 "$VENV/bin/python" scripts/audit.py  # known vulnerabilities fail; skipped with a message where PyPI's data is out of reach
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
-exec "$VENV/bin/pytest" -n "${SHOPTUNE_TEST_WORKERS:-2}" --dist loadscope --no-loadscope-reorder "$@"
+exec "$VENV/bin/pytest" "$@"

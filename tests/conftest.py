@@ -26,43 +26,17 @@ SHOPTUNE_BIN = Path(sys.executable).with_name("shoptune")
 
 
 MODEL_FIXTURES = {"tiny_qwen_dir", "smollm2_dir", "tiny_data"}
-LONGEST_MODULE = "test_demo"
-SAME_WORKER = {"test_reliability_serve": "tiny-vllm", "test_vllm_stack": "tiny-vllm"}
-"""Modules that run on one pytest-xdist worker: they use the one session vLLM server (`tiny_vllm`)."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark and order the tests.
-
-    A test that needs a prepared model, directly, through any fixture it uses, or by a fixture name
-    it is parametrized with, is `slow`: it loads weights, trains or serves. `pytest -m "not slow"`
-    is the fast tier. The demo's module goes first: it is the longest unit of work, and under
-    pytest-xdist the other worker runs the rest beside it.
-    """
+    """A test that needs a prepared model, directly, through any fixture it uses, or by a fixture name
+    it is parametrized with, is `slow`: it loads weights, trains or serves. `pytest -m "not slow"` is
+    the fast tier."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         named = {value for value in callspec.params.values() if isinstance(value, str)} if callspec else set()
         if MODEL_FIXTURES & (set(getattr(item, "fixturenames", ())) | named):  # named: getfixturevalue(param)
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: item.module.__name__ != LONGEST_MODULE)  # stable: the rest keep their order
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """Under `--dist loadscope` (scripts/test.sh): one unit of work per module, so a module's
-    fixtures run once, except that the modules of `SAME_WORKER` form one unit, so they share one
-    session vLLM server. (xdist's own `loadgroup` marks do not take under pytest 9, which no longer
-    reads the node id xdist rewrites.)"""
-    if config.getvalue("dist") != "loadscope":
-        return None
-    from xdist.scheduler import LoadScopeScheduling
-
-    class ModuleUnits(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return SAME_WORKER.get(Path(module).stem, module)
-
-    return ModuleUnits(config, log)
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +127,7 @@ def tiny_vllm(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path, tin
         shared.server.stop()
         assert shared.server.process.poll() is not None
         with pytest.raises(ProcessLookupError):
-            os.killpg(pid, 0)
+            os.kill(pid, 0)
 
 
 def start_storefront(
@@ -228,22 +202,8 @@ def ledger():
 
 def _ledger_markdown() -> str:
     lines = ["| area | what was tried | cases | what happened |", "|---|---|---:|---|"]
-    rows = sorted(RELIABILITY_ROWS, key=lambda row: row[:2])  # one order whichever worker ran what
-    lines += [f"| {area} | {tried} | {cases} | {outcome} |" for area, tried, cases, outcome in rows]
+    lines += [f"| {area} | {tried} | {cases} | {outcome} |" for area, tried, cases, outcome in RELIABILITY_ROWS]
     return "\n".join(lines) + "\n"
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """In an xdist worker, hand this worker's ledger rows to the controller, which prints the table."""
-    workeroutput = getattr(session.config, "workeroutput", None)
-    if workeroutput is not None:
-        workeroutput["reliability_rows"] = list(RELIABILITY_ROWS)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node, error) -> None:
-    """xdist's controller side: collect a finished worker's ledger rows."""
-    RELIABILITY_ROWS.extend(tuple(row) for row in getattr(node, "workeroutput", {}).get("reliability_rows", []))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

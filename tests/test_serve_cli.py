@@ -1,5 +1,6 @@
-"""The serving commands as an operator runs them: `shoptune serve vllm` and `shoptune serve up`,
-started as processes, used with real clients, stopped by signal, leaving nothing running."""
+"""The serving commands as an operator runs them: `shoptune serve up` (which runs `shoptune serve
+vllm`, `serve app` and `serve ui`), started as a process, used with real clients, stopped by
+signal, leaving nothing running."""
 
 from __future__ import annotations
 
@@ -44,67 +45,30 @@ def _gone(pid: int) -> bool:
     return False
 
 
-def test_serve_vllm_command_answers_and_stops_on_sigterm(tmp_path: Path, tiny_qwen_dir: Path) -> None:
+def _ask_vllm_directly(port: int) -> None:
+    """The `serve vllm` child as any OpenAI client sees it: a chat answer and schema-valid guided JSON."""
+    from jsonschema import Draft202012Validator
     from openai import OpenAI
 
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "shoptune",
-            "serve",
-            "vllm",
-            "--config",
-            "configs/tiny-qwen.yaml",
-            "--model",
-            "tiny-qwen2.5",
-            "--port",
-            str(port),
-            "--set",
-            f"serve.log_dir={tmp_path}",
-        ],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+    client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="EMPTY", timeout=120)
+    reply = client.chat.completions.create(
+        model="shop", messages=[{"role": "user", "content": "你好"}], max_tokens=4, temperature=0
     )
-    try:
-        line = _wait_for_line(process, r"vLLM ready at", 600)
-        vllm_pid = int(re.search(r"pid (\d+)", line).group(1))
-        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="EMPTY", timeout=120)
-        reply = client.chat.completions.create(
-            model="shop", messages=[{"role": "user", "content": "你好"}], max_tokens=4, temperature=0
-        )
-        assert reply.choices[0].message.content is not None
-        schema = resources.schemas()["order_request"]
-        value = (
-            client.chat.completions.create(
-                model="shop",
-                messages=[{"role": "user", "content": "cancel order YX202611250001"}],
-                max_tokens=300,
-                temperature=0,
-                response_format={"type": "json_schema", "json_schema": {"name": "o", "schema": schema}},
-            )
-            .choices[0]
-            .message.content
-        )
-        from jsonschema import Draft202012Validator
-
-        assert Draft202012Validator(schema).is_valid(json.loads(value))
-        assert (tmp_path / f"vllm-{port}.log").is_file()
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
-        deadline = time.time() + 30
-        while not _gone(vllm_pid) and time.time() < deadline:
-            time.sleep(0.5)
-        assert _gone(vllm_pid), "the vLLM child outlived its manager"
-    finally:
-        if process.poll() is None:
-            process.kill()
+    assert reply.choices[0].message.content is not None
+    schema = resources.schemas()["order_request"]
+    value = client.chat.completions.create(
+        model="shop",
+        messages=[{"role": "user", "content": "cancel order YX202611250001"}],
+        max_tokens=300,
+        temperature=0,
+        response_format={"type": "json_schema", "json_schema": {"name": "o", "schema": schema}},
+    )
+    assert Draft202012Validator(schema).is_valid(json.loads(value.choices[0].message.content))
 
 
 def test_serve_up_runs_all_three_and_stops_them(tmp_path: Path, tiny_qwen_dir: Path) -> None:
+    """`serve up` starts `serve vllm`, `serve app` and `serve ui` as children; each answers, and
+    SIGINT stops them all (the children by SIGTERM), leaving no port served and no vLLM process."""
     vllm_port, app_port, ui_port = free_port(), free_port(), free_port()
     process = subprocess.Popen(
         [
@@ -138,6 +102,11 @@ def test_serve_up_runs_all_three_and_stops_them(tmp_path: Path, tiny_qwen_dir: P
     )
     try:
         _wait_for_line(process, r"all services up", 900)
+        ready = re.search(r"vLLM ready at .* \(pid (\d+), log (\S+)\)", (tmp_path / "up-vllm.log").read_text())
+        assert ready, "serve vllm did not say where its server runs"
+        vllm_pid = int(ready.group(1))
+        assert Path(ready.group(2)).is_file()
+        _ask_vllm_directly(vllm_port)
         app = f"http://127.0.0.1:{app_port}"
         headers = {"Authorization": f"Bearer {API_KEY}"}
         for session, messages in (
@@ -166,6 +135,7 @@ def test_serve_up_runs_all_three_and_stops_them(tmp_path: Path, tiny_qwen_dir: P
         for port in (vllm_port, app_port, ui_port):
             with socket.socket() as sock:
                 assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still served after stop"
+        assert _gone(vllm_pid), "the vLLM server outlived `serve vllm`"
     finally:
         if process.poll() is None:
             process.kill()

@@ -126,16 +126,29 @@ class ChildProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signum)
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """SIGTERM the process group; SIGKILL what is left after `timeout_s`."""
-        if not self.alive():
-            return
-        self.signal_group(signal.SIGTERM)
+    def group_alive(self) -> bool:
+        """Whether any process of the child's group is left (its leader or what it started)."""
         try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.signal_group(signal.SIGKILL)
-            self.process.wait(timeout=10)
+            os.killpg(self.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM the process group; SIGKILL what is left of it after `timeout_s`."""
+        if self.process is None:
+            return
+        if self.alive():
+            self.signal_group(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.signal_group(signal.SIGKILL)
+                self.process.wait(timeout=10)
+        deadline = time.monotonic() + min(timeout_s, 10.0)
+        while self.group_alive() and time.monotonic() < deadline:  # e.g. vLLM's engine core, still exiting
+            time.sleep(0.2)
+        self.signal_group(signal.SIGKILL)
 
     def __enter__(self) -> ChildProcess:
         return self
