@@ -98,7 +98,10 @@ def demo_config(config: ShoptuneConfig, out: Path, quick: bool) -> ShoptuneConfi
         train = train.replace(
             max_steps=demo.quick_max_steps, eval_steps=demo.quick_eval_steps, save_steps=demo.quick_eval_steps
         )
-        demo = demo.replace(parity_adapter_records=demo.quick_parity_adapter_records)
+        demo = demo.replace(
+            parity_adapter_records=demo.quick_parity_adapter_records,
+            parity_in_process_records=demo.quick_parity_in_process_records,
+        )
     serve = config.serve.replace(log_dir=str(out / "logs"), sqlite_path=str(out / "sessions.sqlite3"))
     return config.replace(data=data, train=train, serve=serve, demo=demo)
 
@@ -367,7 +370,13 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "served-path parity (guided = free-form, vLLM = in process, LoRA = PEFT)",
-        lambda run: content_hash(run.eval_hash, run.merge_hash, "parity", run.config.demo.parity_adapter_records),
+        lambda run: content_hash(
+            run.eval_hash,
+            run.merge_hash,
+            "parity",
+            run.config.demo.parity_adapter_records,
+            run.config.demo.parity_in_process_records,
+        ),
         lambda run: [run.paths.parity / "merged" / "parity.json", run.paths.parity / "adapter" / "parity.json"],
         served_parity,
     ),
@@ -417,14 +426,23 @@ def _saved_outputs(report_dir: Path) -> dict[str, str]:
 
 
 def check_demo_parity(config: ShoptuneConfig, paths: DemoPaths, base_model_dir: Path, log: Log) -> dict[str, Any]:
-    """`eval parity` on the demo's models: the merged model on every test extraction record (reusing
-    the two tuned eval stages' outputs), and base + LoRA adapter on the first `demo.parity_adapter_records`."""
+    """`eval parity` on the demo's models: the merged model's structured = free-form on every test
+    extraction record (reusing the two tuned eval stages' outputs) and vLLM = in process on the first
+    `demo.parity_in_process_records`, and base + LoRA adapter on the first `demo.parity_adapter_records`."""
     from shoptune.eval.parity import check_parity, write_parity
     from shoptune.shop.reading import read_records
 
     records = [r for r in read_records(paths.data / "test.jsonl") if r["task"] == "extract"]
     served = {"free": _saved_outputs(paths.eval_tuned), "structured": _saved_outputs(paths.eval_guided)}
-    merged = check_parity(config, records, model_dir=paths.merged, served=served, log_dir=paths.logs, log=log)
+    merged = check_parity(
+        config,
+        records,
+        model_dir=paths.merged,
+        served=served,
+        in_process_records=config.demo.parity_in_process_records,
+        log_dir=paths.logs,
+        log=log,
+    )
     write_parity(paths.parity / "merged", merged, config)
     adapter = check_parity(
         config,

@@ -212,12 +212,16 @@ def check_parity(
     adapter: Path | None = None,
     served: dict[str, Outputs] | None = None,
     structured_check: bool = True,
+    in_process_records: int | None = None,
     log_dir: Path,
     log: Log = print,
 ) -> ParityReport:
     """Run the comparisons; `served` may hold outputs already generated in the serving dtype
     ({"free": ..., "structured": ...}, e.g. by the demo's eval stages) so they are not generated
-    twice. `structured_check=False` runs only vLLM (fp32) against in process."""
+    twice. `structured_check=False` runs only vLLM (fp32) against in process. `in_process_records`
+    limits the comparisons with in-process generation (the slow side on a CPU) to the first N
+    records; structured = free-form always covers all of them."""
+    local_records = list(records[:in_process_records] if in_process_records is not None else records)
     serve_dtype = resolve_serve_dtype(config.serve.dtype) if structured_check else "float32"
     ids = {r["id"] for r in records}
     wanted = ("free", "structured") if structured_check else ("free",)
@@ -235,9 +239,16 @@ def check_parity(
     fp32_served = served["free"]
     if serve_dtype != "float32":
         fp32_served = served_outputs(
-            config, model_dir, records, dtype="float32", structured_too=False, adapter=adapter, log_dir=log_dir, log=log
+            config,
+            model_dir,
+            local_records,
+            dtype="float32",
+            structured_too=False,
+            adapter=adapter,
+            log_dir=log_dir,
+            log=log,
         )["free"]
-    local = in_process_outputs(config, model_dir, records, adapter, log)
+    local = in_process_outputs(config, model_dir, local_records, adapter, log)
     how = "base + LoRA adapter" if adapter else "merged model"
     agreements = []
     regressions: list[dict[str, Any]] = []
@@ -261,7 +272,7 @@ def check_parity(
     agreements.append(
         agreement(
             f"vLLM = in-process (fp32, {how}{' vs PEFT' if adapter else ' vs transformers'})",
-            records,
+            local_records,
             ("vllm", fp32_served),
             ("in_process", local),
             config.eval.parity_served_identical,
@@ -271,7 +282,7 @@ def check_parity(
         agreements.append(
             agreement(
                 f"vLLM {serve_dtype} = in-process fp32 ({how}; reported, not gated)",
-                records,
+                local_records,
                 ("vllm", served["free"]),
                 ("in_process", local),
                 None,

@@ -95,6 +95,7 @@ def test_parity_is_checked_on_the_served_path(demo: tuple[Path, str]) -> None:
     assert shares["structured = free-form"]["total"] == extraction  # every extraction record of the test split
     # the same weights served by vLLM and run by transformers give the same greedy text (fp32)
     assert shares["vLLM = in-process"]["share"] >= 0.95, shares["vLLM = in-process"]["differing"][:3]
+    assert shares["vLLM = in-process"]["total"] == min(QUICK.quick_parity_in_process_records, extraction)
     (lora,) = [a for a in adapter["agreements"] if a["name"].startswith("vLLM = in-process")]
     assert lora["total"] == min(QUICK.quick_parity_adapter_records, extraction)
     assert lora["share"] >= 0.95, lora["differing"][:3]

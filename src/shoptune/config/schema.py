@@ -371,6 +371,13 @@ class DemoConfig(ConfigSection):
     model is checked on all of them); in-process generation is the slow side on a CPU."""
     quick_parity_adapter_records: Count = 8
     """`parity_adapter_records` for `demo --quick`, where the vLLM + LoRA check only has to run."""
+    parity_in_process_records: Count = 96
+    """Extraction records on which the demo compares the merged model served by vLLM (fp32) with
+    transformers in process; structured = free-form is checked on every record, from the eval
+    stages' outputs. In-process generation is the slow side: 225 records took 135 s of a 2-core CPU."""
+    quick_parity_in_process_records: Count = 12
+    """`parity_in_process_records` for `demo --quick`: fewer than its extraction records, so the
+    quick run also checks that the structured comparison still covers all of them."""
 
 
 class ShoptuneConfig(ConfigSection):
