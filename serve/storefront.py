@@ -114,6 +114,10 @@ class Storefront:
             recent = " ".join(t["content"] for t in earlier if t["role"] == "user")
             products = self.router.retrieve(f"{recent} {message}", filters)
             blocks.append(catalogue_context(products, lang))
+        # One kind of context a turn, as the training turns carry: "I need a phone under 3000 yuan"
+        # also matches the shipping policy ("yuan"), and given both blocks a small model answers
+        # the policy instead of the product question.
+        topics = [] if products else topics
         if topics:
             blocks.append(policy_context(topics, lang))
         system = system_message(self.settings.system_prompt, *blocks)

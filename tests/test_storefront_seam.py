@@ -94,6 +94,16 @@ def test_a_product_turn_gets_catalogue_context_and_a_policy_turn_does_not(tmp_pa
     assert "frequency_penalty" in reply and "response_format" not in reply
 
 
+def test_a_product_turn_that_also_matches_a_policy_gets_only_the_catalogue(tmp_path: Path) -> None:
+    storefront, llm = _storefront(tmp_path, lambda r: json.dumps(PHONE) if _is_extraction(r) else "ok")
+    message = "I need a phone under 3000 yuan"
+    assert storefront.policy_topics(message), "the message must match a policy for this test to mean anything"
+    result = storefront.chat("s1", message)
+    system = llm.requests[-1]["messages"][0]["content"]
+    assert result.products and all(p.sku in system for p in result.products)
+    assert result.policy_topics == [] and "Store policy:" not in system
+
+
 def test_the_endpoint_backend_asks_as_the_storefront_does(tmp_path: Path) -> None:
     llm = FakeOpenAI(lambda r: json.dumps(PHONE) if _is_extraction(r) else "hello")
     backend = EndpointBackend(
