@@ -92,10 +92,40 @@ VARIANTS: dict[str, Variant] = {
         data=EXTRACT_ONLY_DATA,
         train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 8, "max_steps": 200},
     ),
+    "extract-only-name-1600-b4": Variant(
+        "as extract-only-name-1600-b8 with twice the optimizer steps again: 400 steps x 4",
+        data=EXTRACT_ONLY_DATA,
+        train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 4, "max_steps": 400},
+    ),
+    "extract-only-name-1600-b8-lr4e-3": Variant(
+        "as extract-only-name-1600-b8 with twice the learning rate: 200 steps x 8, lr 4e-3",
+        data=EXTRACT_ONLY_DATA,
+        train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 8, "max_steps": 200, "learning_rate": 4e-3},
+    ),
+    "extract-only-name-1600-b4-lr4e-3": Variant(
+        "both levers at once: 400 steps x 4, lr 4e-3",
+        data=EXTRACT_ONLY_DATA,
+        train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 4, "max_steps": 400, "learning_rate": 4e-3},
+    ),
+    "extract-only-name-1600-b2": Variant(
+        "as extract-only-name-1600-b4 with twice the optimizer steps again: 800 steps x 2",
+        data=EXTRACT_ONLY_DATA,
+        train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 2, "max_steps": 800},
+    ),
+    "extract-only-name-1600-b1": Variant(
+        "as extract-only-name-1600-b2 with one record a step: 1,600 steps x 1 (no padding at all)",
+        data=EXTRACT_ONLY_DATA,
+        train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 1, "max_steps": 1600},
+    ),
     "extract-only-name-3200": Variant(
         "as extract-only-name-1600 with twice the examples: 200 steps x 16 (3,200 distinct records)",
         data={**EXTRACT_ONLY_DATA, "train_records": 3600},
         train={**EXTRACT_ONLY_TRAIN, "max_steps": 200},
+    ),
+    "extract-only-name-3200-b2": Variant(
+        "both measured levers: 3,200 distinct extraction records as 1,600 steps x 2, lr 2e-3",
+        data={**EXTRACT_ONLY_DATA, "train_records": 3600},
+        train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 2, "max_steps": 1600},
     ),
 }
 
@@ -171,6 +201,22 @@ def served_outputs(server, records, *, structured: bool, config, vocabulary: boo
     return {p.id: p.output for p in backend.generate(records)}
 
 
+def save_outputs(path: Path, records: list[dict[str, Any]], outputs: dict[str, str]) -> None:
+    """Each test record's text, gold answer and served answer, for reading the errors behind a row."""
+    from shoptune.core.atomic import atomic_write_text
+
+    rows = [
+        {
+            "id": r["id"],
+            "text": r["messages"][-2]["content"],
+            "gold": r["messages"][-1]["content"],
+            "output": outputs[r["id"]],
+        }
+        for r in records
+    ]
+    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
 def run_variant(name: str, variant: Variant, log: Callable[[str], None]) -> dict[str, Any]:
     from shoptune.config import load_config
     from shoptune.core.net import free_port
@@ -204,6 +250,7 @@ def run_variant(name: str, variant: Variant, log: Callable[[str], None]) -> dict
         hand = served_outputs(server, handwritten, structured=True, config=config)
         vocab = served_outputs(server, test, structured=True, config=config, vocabulary=True)
         hand_vocab = served_outputs(server, handwritten, structured=True, config=config, vocabulary=True)
+    save_outputs(work / "structured_outputs.jsonl", test, guided)
     final = result.manifest["final_metrics"]
     return {
         "description": variant.description,
