@@ -368,7 +368,8 @@ class DemoConfig(ConfigSection):
     quick_eval_steps: Count = 30
     parity_adapter_records: Count = 32
     """Extraction records on which the demo checks vLLM + LoRA against PEFT in process (the merged
-    model is checked on all of them); in-process generation is the slow side on a CPU."""
+    model against transformers on `parity_in_process_records`); in-process generation is the slow
+    side on a CPU."""
     quick_parity_adapter_records: Count = 8
     """`parity_adapter_records` for `demo --quick`, where the vLLM + LoRA check only has to run."""
     parity_in_process_records: Count = 96
