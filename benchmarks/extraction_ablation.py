@@ -122,6 +122,11 @@ VARIANTS: dict[str, Variant] = {
         data={**EXTRACT_ONLY_DATA, "train_records": 3600},
         train={**EXTRACT_ONLY_TRAIN, "max_steps": 200},
     ),
+    "extract-only-name-2400-b2": Variant(
+        "between the two: 2,400 distinct extraction records as 1,200 steps x 2, lr 2e-3",
+        data={**EXTRACT_ONLY_DATA, "train_records": 2800},
+        train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 2, "max_steps": 1200},
+    ),
     "extract-only-name-3200-b2": Variant(
         "both measured levers: 3,200 distinct extraction records as 1,600 steps x 2, lr 2e-3",
         data={**EXTRACT_ONLY_DATA, "train_records": 3600},
