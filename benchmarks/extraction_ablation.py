@@ -58,12 +58,24 @@ EXTRACT_ONLY_DATA = {"task_mix": {"extract": 1.0}, "extraction_prompt": "name"}
 """Extraction records only, with the schema-name instruction."""
 
 EXTRACT_ONLY_TRAIN = {
-    "per_device_batch_size": 16,
     "gradient_accumulation_steps": 1,
     "learning_rate": 2e-3,
     "lora_dropout": 0.0,
 }
-"""16 records a step, lr 2e-3, no LoRA dropout: the extract-only variants differ only in steps."""
+"""lr 2e-3, no LoRA dropout: the extract-only variants differ in records, batch and learning rate."""
+
+SPARE_RECORDS = 400
+"""An extract-only corpus holds this many records more than a run sees (2,000 for 1,600)."""
+
+
+def extract_only(description: str, *, records: int, batch: int, learning_rate: float | None = None) -> Variant:
+    """Extraction records only, with the schema-name instruction: `records` distinct records seen
+    once, `batch` a step (so records / batch steps)."""
+    train = {**EXTRACT_ONLY_TRAIN, "per_device_batch_size": batch, "max_steps": records // batch}
+    if learning_rate is not None:
+        train["learning_rate"] = learning_rate
+    return Variant(description, data={**EXTRACT_ONLY_DATA, "train_records": records + SPARE_RECORDS}, train=train)
+
 
 VARIANTS: dict[str, Variant] = {
     "shipped-prompt": Variant(
@@ -82,55 +94,41 @@ VARIANTS: dict[str, Variant] = {
         data={"task_mix": MIX_EXTRACT_70, "extraction_prompt": "name"},
         train={"max_steps": 60, "per_device_batch_size": 8, "learning_rate": 1e-3},
     ),
-    "extract-only-name-1600": Variant(
+    "extract-only-name-1600": extract_only(
         "extraction records only, schema-name instruction, 100 steps x 16 (1,600 records), lr 2e-3, no dropout",
-        data=EXTRACT_ONLY_DATA,
-        train={**EXTRACT_ONLY_TRAIN, "max_steps": 100},
+        records=1600,
+        batch=16,
     ),
-    "extract-only-name-1600-b8": Variant(
+    "extract-only-name-1600-b8": extract_only(
         "as extract-only-name-1600 with twice the optimizer steps at the same compute: 200 steps x 8",
-        data=EXTRACT_ONLY_DATA,
-        train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 8, "max_steps": 200},
+        records=1600,
+        batch=8,
     ),
-    "extract-only-name-1600-b4": Variant(
-        "as extract-only-name-1600-b8 with twice the optimizer steps again: 400 steps x 4",
-        data=EXTRACT_ONLY_DATA,
-        train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 4, "max_steps": 400},
+    "extract-only-name-1600-b4": extract_only(
+        "as extract-only-name-1600-b8 with twice the optimizer steps again: 400 steps x 4", records=1600, batch=4
     ),
-    "extract-only-name-1600-b8-lr4e-3": Variant(
+    "extract-only-name-1600-b8-lr4e-3": extract_only(
         "as extract-only-name-1600-b8 with twice the learning rate: 200 steps x 8, lr 4e-3",
-        data=EXTRACT_ONLY_DATA,
-        train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 8, "max_steps": 200, "learning_rate": 4e-3},
+        records=1600,
+        batch=8,
+        learning_rate=4e-3,
     ),
-    "extract-only-name-1600-b4-lr4e-3": Variant(
-        "both levers at once: 400 steps x 4, lr 4e-3",
-        data=EXTRACT_ONLY_DATA,
-        train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 4, "max_steps": 400, "learning_rate": 4e-3},
+    "extract-only-name-1600-b4-lr4e-3": extract_only(
+        "both levers at once: 400 steps x 4, lr 4e-3", records=1600, batch=4, learning_rate=4e-3
     ),
-    "extract-only-name-1600-b2": Variant(
-        "as extract-only-name-1600-b4 with twice the optimizer steps again: 800 steps x 2",
-        data=EXTRACT_ONLY_DATA,
-        train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 2, "max_steps": 800},
+    "extract-only-name-1600-b2": extract_only(
+        "as extract-only-name-1600-b4 with twice the optimizer steps again: 800 steps x 2", records=1600, batch=2
     ),
-    "extract-only-name-1600-b1": Variant(
-        "as extract-only-name-1600-b2 with one record a step: 1,600 steps x 1 (no padding at all)",
-        data=EXTRACT_ONLY_DATA,
-        train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 1, "max_steps": 1600},
-    ),
-    "extract-only-name-3200": Variant(
+    "extract-only-name-3200": extract_only(
         "as extract-only-name-1600 with twice the examples: 200 steps x 16 (3,200 distinct records)",
-        data={**EXTRACT_ONLY_DATA, "train_records": 3600},
-        train={**EXTRACT_ONLY_TRAIN, "max_steps": 200},
+        records=3200,
+        batch=16,
     ),
-    "extract-only-name-2400-b2": Variant(
-        "between the two: 2,400 distinct extraction records as 1,200 steps x 2, lr 2e-3",
-        data={**EXTRACT_ONLY_DATA, "train_records": 2800},
-        train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 2, "max_steps": 1200},
+    "extract-only-name-2400-b2": extract_only(
+        "between the two: 2,400 distinct extraction records as 1,200 steps x 2, lr 2e-3", records=2400, batch=2
     ),
-    "extract-only-name-3200-b2": Variant(
-        "both measured levers: 3,200 distinct extraction records as 1,600 steps x 2, lr 2e-3",
-        data={**EXTRACT_ONLY_DATA, "train_records": 3600},
-        train={**EXTRACT_ONLY_TRAIN, "per_device_batch_size": 2, "max_steps": 1600},
+    "extract-only-name-3200-b2": extract_only(
+        "both measured levers: 3,200 distinct extraction records as 1,600 steps x 2, lr 2e-3", records=3200, batch=2
     ),
 }
 
@@ -209,11 +207,12 @@ def served_outputs(server, records, *, structured: bool, config, vocabulary: boo
 def save_outputs(path: Path, records: list[dict[str, Any]], outputs: dict[str, str]) -> None:
     """Each test record's text, gold answer and served answer, for reading the errors behind a row."""
     from shoptune.core.atomic import atomic_write_text
+    from shoptune.shop.records import last_question
 
     rows = [
         {
             "id": r["id"],
-            "text": r["messages"][-2]["content"],
+            "text": last_question(r),
             "gold": r["messages"][-1]["content"],
             "output": outputs[r["id"]],
         }

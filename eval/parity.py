@@ -221,7 +221,7 @@ def check_parity(
     twice. `structured_check=False` runs only vLLM (fp32) against in process. `in_process_records`
     limits the comparisons with in-process generation (the slow side on a CPU) to the first N
     records; structured = free-form always covers all of them."""
-    local_records = list(records[:in_process_records] if in_process_records is not None else records)
+    local_records = list(records[:in_process_records])  # [:None] keeps them all
     serve_dtype = resolve_serve_dtype(config.serve.dtype) if structured_check else "float32"
     ids = {r["id"] for r in records}
     wanted = ("free", "structured") if structured_check else ("free",)
