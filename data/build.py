@@ -108,7 +108,7 @@ def generate_split(
 ) -> list[dict[str, Any]]:
     rng = random.Random(f"shoptune-data:{config.seed}:{split}")
     plan: list[tuple[str, str]] = []
-    for task, task_count in allocate(count, config.task_mix).items():
+    for task, task_count in allocate(count, config.split_task_mix(split)).items():
         plan += [(task, config.languages[i % len(config.languages)]) for i in range(task_count)]
     rng.shuffle(plan)
     records: list[dict[str, Any]] = []

@@ -64,11 +64,24 @@ def test_build_is_byte_identical_for_a_seed_and_differs_for_another(tmp_path: Pa
 def test_task_mix_follows_the_config(tmp_path: Path) -> None:
     manifest = build_dataset(DEFAULT.data, tmp_path)
     for split in ("train", "val", "test"):
-        expected = allocate(getattr(DEFAULT.data, f"{split}_records"), DEFAULT.data.task_mix)
+        expected = allocate(getattr(DEFAULT.data, f"{split}_records"), DEFAULT.data.split_task_mix(split))
         assert manifest["counts"][split]["by_task"] == dict(sorted(expected.items()))
         langs = manifest["counts"][split]["by_lang"]
         assert abs(langs["zh"] - langs["en"]) <= len(DEFAULT.data.task_mix)
     assert allocate(10, {"a": 1, "b": 1, "c": 1}) == {"a": 4, "b": 3, "c": 3}
+
+
+def test_eval_task_mix_sets_the_validation_and_test_splits_only(tmp_path: Path) -> None:
+    data = DEFAULT.data.replace(
+        train_records=40,
+        val_records=20,
+        test_records=20,
+        task_mix={"extract": 1.0},
+        eval_task_mix={"extract": 0.5, "faq": 0.5},
+    )
+    counts = build_dataset(data, tmp_path)["counts"]
+    assert counts["train"]["by_task"] == {"extract": 40}
+    assert counts["val"]["by_task"] == counts["test"]["by_task"] == {"extract": 10, "faq": 10}
 
 
 def test_split_hygiene(default_corpus: tuple[Path, dict]) -> None:

@@ -61,20 +61,24 @@ def test_toy_model_by_hand() -> None:
 
 
 @pytest.mark.parametrize(
-    ("fixture", "config_name", "rank"),
-    [("tiny_qwen_dir", "tiny-qwen.yaml", 8), ("smollm2_dir", "cpu-smollm2.yaml", 16)],
+    ("fixture", "config_name", "rank", "overrides"),
+    [
+        ("tiny_qwen_dir", "tiny-qwen.yaml", 8, []),
+        ("smollm2_dir", "cpu-smollm2.yaml", 16, []),
+        ("smollm2_dir", "cpu-smollm2.yaml", 16, ["train.lora_top_layers=10"]),
+    ],
 )
-def test_parameter_counts_match_the_real_models(fixture: str, config_name: str, rank: int, request) -> None:
-    from peft import get_peft_model
-
-    from shoptune.train.model import lora_config
+def test_parameter_counts_match_the_real_models(
+    fixture: str, config_name: str, rank: int, overrides: list[str], request
+) -> None:
+    from shoptune.train.model import with_lora
 
     directory: Path = request.getfixturevalue(fixture)
-    config = load_config(CONFIGS_DIR / config_name)
+    config = load_config(CONFIGS_DIR / config_name, overrides)
     est = estimate(config, json.loads((directory / "config.json").read_text()))
     model = AutoModelForCausalLM.from_pretrained(directory)
     assert est.total_parameters == sum(p.numel() for p in model.parameters())
-    trainable, _ = get_peft_model(model, lora_config(config.train)).get_nb_trainable_parameters()
+    trainable, _ = with_lora(model, config.train).get_nb_trainable_parameters()
     assert est.trainable_parameters == trainable and config.train.lora_r == rank
 
 

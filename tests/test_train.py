@@ -112,6 +112,18 @@ def test_compact_fused_head_gives_the_standard_loss(tiny_qwen_dir: Path, tiny_da
     assert torch.allclose(standard, fused, atol=1e-5), (standard, fused)
 
 
+def test_lora_top_layers_adapts_only_the_top_layers(tiny_qwen_dir: Path) -> None:
+    from shoptune.train.model import with_lora
+
+    config = load_config(TINY, ["train.lora_top_layers=1"]).train
+    model = with_lora(AutoModelForCausalLM.from_pretrained(tiny_qwen_dir), config)
+    adapted = {name.split(".layers.")[1].split(".")[0] for name, _ in model.named_parameters() if "lora_A" in name}
+    assert adapted == {str(model.config.num_hidden_layers - 1)}
+    too_many = load_config(TINY, ["train.lora_top_layers=99"]).train
+    with pytest.raises(BadInputError, match="lora_top_layers: 99 but this model has 2 layers"):
+        with_lora(AutoModelForCausalLM.from_pretrained(tiny_qwen_dir), too_many)
+
+
 def test_run_folder(tiny_run: Path, tiny_data: Path) -> None:
     for name in (
         "config.yaml",

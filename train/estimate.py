@@ -115,15 +115,16 @@ class Estimate:
     peak_tflops: float | None
 
 
-def lora_parameters(arch: Architecture, targets: tuple[str, ...], rank: int) -> int:
+def lora_parameters(arch: Architecture, targets: tuple[str, ...], rank: int, top_layers: int | None = None) -> int:
     shapes = arch.projection_shapes()
-    return arch.layers * sum(rank * (shapes[t][0] + shapes[t][1]) for t in targets if t in shapes)
+    layers = min(top_layers, arch.layers) if top_layers else arch.layers
+    return layers * sum(rank * (shapes[t][0] + shapes[t][1]) for t in targets if t in shapes)
 
 
 def estimate(config: ShoptuneConfig, model_config: dict, *, peak_tflops: float | None = None) -> Estimate:
     train = config.train
     arch = Architecture.from_config(model_config)
-    trainable = lora_parameters(arch, train.target_modules, train.lora_r)
+    trainable = lora_parameters(arch, train.target_modules, train.lora_r, train.lora_top_layers)
     half = 4 if train.precision == "fp32" else 2
     if train.method == "qlora":
         weights = arch.linear_parameters() * NF4_BYTES_PER_PARAM + arch.other_parameters() * 2

@@ -90,7 +90,17 @@ def check_target_modules(model: Any, config: TrainConfig) -> None:
         )
 
 
-def lora_config(config: TrainConfig):
+def adapted_layers(model: Any, config: TrainConfig) -> list[int] | None:
+    """Indices of the decoder layers that get adapters: the top `lora_top_layers`, or None for all."""
+    if config.lora_top_layers is None:
+        return None
+    layers = model.config.num_hidden_layers
+    if config.lora_top_layers > layers:
+        raise BadInputError(f"train.lora_top_layers: {config.lora_top_layers} but this model has {layers} layers")
+    return list(range(layers - config.lora_top_layers, layers))
+
+
+def lora_config(config: TrainConfig, layers_to_transform: list[int] | None = None):
     from peft import LoraConfig
 
     return LoraConfig(
@@ -98,6 +108,7 @@ def lora_config(config: TrainConfig):
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules=list(config.target_modules),
+        layers_to_transform=layers_to_transform,
         use_rslora=config.use_rslora,
         use_dora=config.use_dora,
         bias="none",
@@ -109,4 +120,4 @@ def with_lora(model: Any, config: TrainConfig) -> Any:
     from peft import get_peft_model
 
     check_target_modules(model, config)
-    return get_peft_model(model, lora_config(config))
+    return get_peft_model(model, lora_config(config, adapted_layers(model, config)))
