@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 
 from shoptune.config.schema import ShoptuneConfig
+from shoptune.train.model import adapted_layers
 
 GIB = 1024**3
 CUDA_OVERHEAD_BYTES = 1 * GIB
@@ -115,16 +116,18 @@ class Estimate:
     peak_tflops: float | None
 
 
-def lora_parameters(arch: Architecture, targets: tuple[str, ...], rank: int, top_layers: int | None = None) -> int:
+def lora_parameters(arch: Architecture, targets: tuple[str, ...], rank: int, layers: int | None = None) -> int:
+    """LoRA parameters on `targets` in `layers` decoder layers (None: every layer)."""
     shapes = arch.projection_shapes()
-    layers = min(top_layers, arch.layers) if top_layers else arch.layers
+    layers = arch.layers if layers is None else layers
     return layers * sum(rank * (shapes[t][0] + shapes[t][1]) for t in targets if t in shapes)
 
 
 def estimate(config: ShoptuneConfig, model_config: dict, *, peak_tflops: float | None = None) -> Estimate:
     train = config.train
     arch = Architecture.from_config(model_config)
-    trainable = lora_parameters(arch, train.target_modules, train.lora_r, train.lora_top_layers)
+    adapted = adapted_layers(arch.layers, train)
+    trainable = lora_parameters(arch, train.target_modules, train.lora_r, None if adapted is None else len(adapted))
     half = 4 if train.precision == "fp32" else 2
     if train.method == "qlora":
         weights = arch.linear_parameters() * NF4_BYTES_PER_PARAM + arch.other_parameters() * 2

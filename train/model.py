@@ -90,11 +90,11 @@ def check_target_modules(model: Any, config: TrainConfig) -> None:
         )
 
 
-def adapted_layers(model: Any, config: TrainConfig) -> list[int] | None:
-    """Indices of the decoder layers that get adapters: the top `lora_top_layers`, or None for all."""
+def adapted_layers(layers: int, config: TrainConfig) -> list[int] | None:
+    """Indices of the decoder layers (of `layers`) that get adapters: the top `lora_top_layers`, or
+    None for all. The training run and `train --dry-run`'s estimate both count with this."""
     if config.lora_top_layers is None:
         return None
-    layers = model.config.num_hidden_layers
     if config.lora_top_layers > layers:
         raise BadInputError(f"train.lora_top_layers: {config.lora_top_layers} but this model has {layers} layers")
     return list(range(layers - config.lora_top_layers, layers))
@@ -120,4 +120,4 @@ def with_lora(model: Any, config: TrainConfig) -> Any:
     from peft import get_peft_model
 
     check_target_modules(model, config)
-    return get_peft_model(model, lora_config(config, adapted_layers(model, config)))
+    return get_peft_model(model, lora_config(config, adapted_layers(model.config.num_hidden_layers, config)))
