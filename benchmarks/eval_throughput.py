@@ -123,6 +123,7 @@ def run_vllm(bench: Bench, directory: Path) -> None:
                 concurrency=16,
                 # the transformers baselines' settings, so answers can be compared one to one
                 reply={"max_tokens": config.eval.max_new_tokens, "temperature": 0.0},
+                extraction_max_tokens=config.serve.extraction_max_tokens,
                 structured_output=False,
             )
             bench.measure(label, backend, {"name": "bench", "endpoint": server.base_url, "dtype": dtype}, startup)

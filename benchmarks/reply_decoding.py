@@ -58,6 +58,7 @@ def generate(server, records: list[dict[str, Any]], serve, concurrency: int) -> 
         api_key="",
         concurrency=concurrency,
         reply=reply_request(serve),
+        extraction_max_tokens=serve.extraction_max_tokens,
         structured_output=True,
     )
     return {p.id: p.output for p in backend.generate(records)}

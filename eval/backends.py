@@ -139,6 +139,7 @@ class EndpointBackend:
         api_key: str,
         concurrency: int,
         reply: dict[str, Any],
+        extraction_max_tokens: int,
         structured_output: bool,
         timeout_s: float = 300.0,
         client: Any | None = None,
@@ -151,6 +152,7 @@ class EndpointBackend:
         self.concurrency = concurrency
         self.reply = reply
         """Sampling arguments of a reply: the storefront's (`serve.decoding.reply_request`)."""
+        self.extraction_max_tokens = extraction_max_tokens
         self.structured_output = structured_output
 
     @classmethod
@@ -165,6 +167,7 @@ class EndpointBackend:
             api_key=api_key,
             concurrency=config.eval.concurrency,
             reply=reply_request(config.serve),
+            extraction_max_tokens=config.serve.extraction_max_tokens,
             structured_output=structured,
         )
 
@@ -190,14 +193,14 @@ class EndpointBackend:
             "temperature": self.reply.get("temperature", 0.0),
             "max_new_tokens": self.reply.get("max_tokens"),
             "reply": self.reply,
-            "extraction": extraction_request("<schema>", structured=False),
+            "extraction": extraction_request("<schema>", self.extraction_max_tokens, structured=False),
         }
 
     def sampling(self, record: dict[str, Any]) -> dict[str, Any]:
         """An extraction is requested exactly as the storefront requests it (guided or not), a
         reply with the sampling arguments this backend was given."""
         if record["task"] == "extract":
-            return extraction_request(record["schema"], structured=self.structured_output)
+            return extraction_request(record["schema"], self.extraction_max_tokens, structured=self.structured_output)
         return self.reply
 
     def generate(self, records: Sequence[dict[str, Any]], progress: Progress = lambda _: None) -> list[Prediction]:

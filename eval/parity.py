@@ -151,7 +151,6 @@ def in_process_outputs(
 ) -> Outputs:
     """Greedy free-form extraction outputs from transformers in fp32 (PEFT for an adapter)."""
     from shoptune.eval.backends import TransformersBackend
-    from shoptune.shop.decoding import EXTRACTION_MAX_TOKENS
 
     log(f"  generating in process (transformers fp32{' + PEFT adapter' if adapter else ''}), {len(records)} records")
     backend = TransformersBackend(
@@ -159,7 +158,7 @@ def in_process_outputs(
         adapter_dir=Path(adapter) if adapter else None,
         dtype="float32",
         batch_size=config.eval.batch_size,
-        max_new_tokens=EXTRACTION_MAX_TOKENS,
+        max_new_tokens=config.serve.extraction_max_tokens,
         temperature=0.0,
     )
     return {p.id: p.output for p in backend.generate(records)}

@@ -20,8 +20,9 @@ class ModelOutputInvalid(Exception):
 class Extractor:
     """`extract(text, schema_name)` with the prompt the model was trained with (`extraction_prompt`)."""
 
-    def __init__(self, llm: Any, model_name: str, extraction_prompt: str, retries: int) -> None:
-        self.llm, self.model_name, self.extraction_prompt, self.retries = llm, model_name, extraction_prompt, retries
+    def __init__(self, llm: Any, model_name: str, extraction_prompt: str, *, max_tokens: int, retries: int) -> None:
+        self.llm, self.model_name, self.extraction_prompt = llm, model_name, extraction_prompt
+        self.max_tokens, self.retries = max_tokens, retries
         self.validators = {name: Draft202012Validator(s) for name, s in resources.schemas().items()}
 
     def extract(self, text: str, schema_name: str) -> dict[str, Any]:
@@ -34,7 +35,7 @@ class Extractor:
         problem = "no answer"
         for _ in range(1 + self.retries):
             reply = self.llm.chat.completions.create(
-                model=self.model_name, messages=messages, **extraction_request(schema_name)
+                model=self.model_name, messages=messages, **extraction_request(schema_name, self.max_tokens)
             )
             value, problem = self._parse(reply.choices[0].message.content or "", schema_name)
             if value is not None:

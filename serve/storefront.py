@@ -74,7 +74,13 @@ class Storefront:
     ) -> None:
         serve = settings.serve
         self.settings, self.store, self.llm = settings, store, llm
-        self.extractor = Extractor(llm, settings.model_name, settings.extraction_prompt, serve.extraction_retries)
+        self.extractor = Extractor(
+            llm,
+            settings.model_name,
+            settings.extraction_prompt,
+            max_tokens=serve.extraction_max_tokens,
+            retries=serve.extraction_retries,
+        )
         self.router = ContextRouter(serve, index)
         self.history = HistoryWindow(serve.history_token_budget, tokenizer)
         self.reply = reply_request(serve)

@@ -131,16 +131,26 @@ def tiny_vllm(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path, tin
 
 
 def start_storefront(
-    folder: Path, llm_url: str, tokenizer: Path, api_key: str, *, port: int, max_new_tokens: int
+    folder: Path,
+    llm_url: str,
+    tokenizer: Path,
+    api_key: str,
+    *,
+    port: int,
+    max_new_tokens: int,
+    extraction_retries: int | None = None,
 ) -> ChildProcess:
     """`shoptune serve app` on the tiny-qwen config over the vLLM at `llm_url`, sessions and logs in
-    `folder`, started and answering /healthz."""
+    `folder`, started and answering /healthz. `max_new_tokens` bounds how long tiny-qwen2.5's random
+    weights ramble in a reply; `extraction_retries`, when given, how often a cut extraction is asked again."""
     argv = shoptune_argv(
         "serve", "app", "--config", "configs/tiny-qwen.yaml", "--llm", llm_url, "--model-name", "shop",
         "--tokenizer", str(tokenizer), "--port", str(port),
         "--set", f"serve.sqlite_path={folder / 'sessions.sqlite3'}", "--set", f"serve.log_dir={folder / 'logs'}",
         "--set", f"serve.max_new_tokens={max_new_tokens}",
     )  # fmt: skip
+    if extraction_retries is not None:
+        argv += ["--set", f"serve.extraction_retries={extraction_retries}"]
     env = {**os.environ, "SHOPTUNE_API_KEY": api_key}
     app = ChildProcess("the storefront", argv, folder / "app.log", env=env, cwd=REPO_ROOT).start()
     app.wait_ready(http_ok(f"http://127.0.0.1:{port}/healthz"), 120)

@@ -14,11 +14,11 @@ from conftest import run_shoptune
 
 from shoptune.config import load_config
 from shoptune.core.paths import CONFIGS_DIR
-from shoptune.shop.decoding import EXTRACTION_MAX_TOKENS
 
 # The whole demo runs in the module fixture, beyond the suite's default 1200 s limit on slow CPUs.
 pytestmark = pytest.mark.timeout(3600)
-QUICK = load_config(CONFIGS_DIR / "cpu-smollm2.yaml").demo
+DEMO_CONFIG = load_config(CONFIGS_DIR / "cpu-smollm2.yaml")
+QUICK = DEMO_CONFIG.demo
 
 STAGES = (
     "prepare the model",
@@ -77,7 +77,7 @@ def test_the_served_tuned_model_extracts_better_than_base(demo: tuple[Path, str]
     cut = {
         p["id"]
         for p in map(json.loads, (out / "eval-tuned-guided" / "predictions.jsonl").read_text().splitlines())
-        if p["completion_tokens"] >= EXTRACTION_MAX_TOKENS
+        if p["completion_tokens"] >= DEMO_CONFIG.serve.extraction_max_tokens
     }
     samples = map(json.loads, (out / "eval-tuned-guided" / "samples.jsonl").read_text().splitlines())
     invalid = {s["id"] for s in samples if s["task"] == "extract" and s["scores"]["json_valid"] == 0.0}

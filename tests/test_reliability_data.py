@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import invoke_shoptune, run_shoptune
+from conftest import invoke_shoptune
 
 from shoptune.core.paths import CONFIGS_DIR
 
@@ -122,7 +122,7 @@ def test_training_refuses_bad_files_listing_both_and_writes_nothing(
     shutil.copy(BAD / "truncated_json.jsonl", data / "train.jsonl")
     shutil.copy(BAD / "extract_target_wrong_type.jsonl", data / "val.jsonl")
     out = tmp_path / "run"
-    done = run_shoptune("train", str(TINY), "--data", str(data), "--out", str(out))
+    done = invoke_shoptune("train", str(TINY), "--data", str(data), "--out", str(out))
     output = _assert_clean_failure(done)
     assert f"{data / 'train.jsonl'}:2: invalid JSON" in output
     assert f"{data / 'val.jsonl'}:1: messages[1].content: extraction target breaks schema" in output
@@ -131,7 +131,7 @@ def test_training_refuses_bad_files_listing_both_and_writes_nothing(
     (data / "train.jsonl").unlink()
     (data / "train.jsonl").mkdir()  # a directory given where a file belongs
     shutil.copy(BAD.parent / "bad_data" / "wrong_role.jsonl", data / "val.jsonl")
-    done = run_shoptune("train", str(TINY), "--data", str(data), "--out", str(out))
+    done = invoke_shoptune("train", str(TINY), "--data", str(data), "--out", str(out))
     output = _assert_clean_failure(done)
     assert f"{data / 'train.jsonl'}: is a directory" in output and f"{data / 'val.jsonl'}:2: messages[1].role" in output
     assert not out.exists() and sorted(p.name for p in data.iterdir()) == ["train.jsonl", "val.jsonl"]

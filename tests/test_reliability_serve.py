@@ -38,7 +38,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path, tiny_vl
     """The storefront app over the session's shared vLLM server."""
     folder, app_port = tmp_path_factory.mktemp("reliability-serve"), free_port()
     llm_url = tiny_vllm.server.base_url
-    with start_storefront(folder, llm_url, tiny_qwen_dir, API_KEY, port=app_port, max_new_tokens=16):
+    with start_storefront(
+        folder, llm_url, tiny_qwen_dir, API_KEY, port=app_port, max_new_tokens=16, extraction_retries=0
+    ):
         yield {"url": f"http://127.0.0.1:{app_port}", "folder": folder, "vllm": tiny_vllm}
 
 

@@ -15,7 +15,7 @@ from shoptune.serve.retrieval import CatalogueIndex, Filters, terms
 from shoptune.serve.routing import PolicyIndex, merge_filters
 from shoptune.serve.sessions import SqliteSessionStore
 from shoptune.serve.storefront import Storefront
-from shoptune.serve.vllm_server import VllmServer, max_lora_rank, parse_lora
+from shoptune.serve.vllm_server import VllmServer, max_lora_rank, on_gpu, parse_lora
 
 
 @pytest.mark.parametrize(
@@ -172,6 +172,9 @@ def test_vllm_command_comes_from_config(tmp_path: Path) -> None:
     assert command[command.index("--load-format") + 1] == "safetensors" and "--trust-remote-code" not in command
     assert server.environment()["VLLM_CPU_KVCACHE_SPACE"] == str(config.serve.cpu_kvcache_space_gib)
     assert "VLLM_ALLOW_RUNTIME_LORA_UPDATING" not in server.environment()
+    if not on_gpu():  # vllm-cpu runs the model in the engine's process, where it may use every core
+        assert command[command.index("--distributed-executor-backend") + 1] == "uni"
+        assert server.environment()["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
     assert max_lora_rank([parse_lora(f"x={adapter}")]) == 16
     with pytest.raises(BadInputError):
         parse_lora("no-equals-sign")

@@ -17,7 +17,7 @@ from shoptune.eval.metrics.extraction import score_record
 from shoptune.eval.parity import agreement, field_regressions
 from shoptune.eval.scoring import aggregate, score_samples
 from shoptune.shop import resources
-from shoptune.shop.decoding import EXTRACTION_MAX_TOKENS, extraction_request, reply_request
+from shoptune.shop.decoding import extraction_request, reply_request
 from shoptune.shop.structured import json_answer, ordered_like_schema, response_format, vocabulary_schema
 
 
@@ -144,11 +144,11 @@ def test_auto_precision_follows_the_cpu(monkeypatch, flags, precision, dtype) ->
 def test_the_storefront_and_the_evaluations_ask_alike() -> None:
     from shoptune.config import load_config
 
-    guided = extraction_request("order_request")
-    free = extraction_request("order_request", structured=False)
-    assert guided.pop("response_format") == response_format("order_request")
-    assert guided == free == {"temperature": 0.0, "max_tokens": EXTRACTION_MAX_TOKENS}
     serve = load_config(Path("configs/cpu-smollm2.yaml")).serve
+    guided = extraction_request("order_request", serve.extraction_max_tokens)
+    free = extraction_request("order_request", serve.extraction_max_tokens, structured=False)
+    assert guided.pop("response_format") == response_format("order_request")
+    assert guided == free == {"temperature": 0.0, "max_tokens": serve.extraction_max_tokens}
     plain = serve.replace(repetition_penalty=1.0, reply_stop=())
     assert reply_request(plain) == {
         "temperature": 0.0,

@@ -42,7 +42,7 @@ def test_extraction_is_guided_and_retried_once_when_invalid(tmp_path: Path) -> N
     assert storefront.extract("有没有3000以内的黑色手机", "product_query") == PHONE
     assert len(llm.requests) == 2
     assert all(r["response_format"]["json_schema"]["name"] == "product_query" for r in llm.requests)
-    assert all(r["temperature"] == 0.0 for r in llm.requests)
+    assert all(r["temperature"] == 0.0 and r["max_tokens"] == 128 for r in llm.requests)  # serve.extraction_max_tokens
 
 
 def test_an_extraction_that_stays_invalid_is_a_502_naming_the_problem(tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ def test_the_endpoint_backend_asks_as_the_storefront_does(tmp_path: Path) -> Non
     llm = FakeOpenAI(lambda r: json.dumps(PHONE) if _is_extraction(r) else "hello")
     backend = EndpointBackend(
         "http://unused", "shop", api_key="", concurrency=2, reply={"temperature": 0.0, "max_tokens": 9},
-        structured_output=True, client=llm,
+        extraction_max_tokens=7, structured_output=True, client=llm,
     )  # fmt: skip
     answered = {"role": "assistant", "content": "(the reference answer, not sent)"}
     records = [
@@ -124,6 +124,7 @@ def test_the_endpoint_backend_asks_as_the_storefront_does(tmp_path: Path) -> Non
     assert predictions == {"e": json.dumps(PHONE), "c": "hello"}
     by_last_message = {r["messages"][-1]["content"]: r for r in llm.requests}
     assert by_last_message["手机"]["response_format"]["json_schema"]["name"] == "product_query"
+    assert by_last_message["手机"]["max_tokens"] == 7
     assert by_last_message["hi"]["max_tokens"] == 9 and "response_format" not in by_last_message["hi"]
 
 
@@ -133,7 +134,7 @@ def test_the_endpoint_backend_asks_as_the_storefront_does(tmp_path: Path) -> Non
 )
 def test_the_endpoint_backend_names_what_failed(failure, error: type[Exception]) -> None:
     backend = EndpointBackend(
-        "http://unused", "shop", api_key="", concurrency=1, reply={}, structured_output=False,
+        "http://unused", "shop", api_key="", concurrency=1, reply={}, extraction_max_tokens=8, structured_output=False,
         client=FakeOpenAI(lambda _: failure()),
     )  # fmt: skip
     with pytest.raises(error, match="endpoint"):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_shoptune
+from conftest import invoke_shoptune, run_shoptune
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from shoptune.config import load_config
@@ -202,9 +202,9 @@ def test_batching_modes_see_the_same_loss(tmp_path: Path, tiny_data: Path) -> No
 
 
 def test_a_finished_run_is_not_overwritten(tiny_run: Path, tiny_data: Path) -> None:
-    done = run_shoptune("train", str(TINY), "--out", str(tiny_run), "--data", str(tiny_data))
+    done = invoke_shoptune("train", str(TINY), "--out", str(tiny_run), "--data", str(tiny_data))
     assert done.returncode == 2 and "already holds a training run" in done.stderr
-    done = run_shoptune(
+    done = invoke_shoptune(
         "train",
         str(TINY),
         "--out",
@@ -263,19 +263,19 @@ def test_merge_passes_its_parity_gate(tiny_run: Path, tmp_path: Path) -> None:
 
 def test_merge_refuses_when_parity_fails_and_writes_nothing(tiny_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "merged"
-    done = run_shoptune("merge", str(tiny_run), "--out", str(out), "--atol", "0")
+    done = invoke_shoptune("merge", str(tiny_run), "--out", str(out), "--atol", "0")
     assert done.returncode == 1
     assert "merged model differs from base + adapter" in done.stderr and not out.exists()
     assert [p for p in tmp_path.iterdir()] == []
 
 
 def test_merge_of_something_that_is_not_a_run(tmp_path: Path) -> None:
-    done = run_shoptune("merge", str(tmp_path), "--out", str(tmp_path / "m"))
+    done = invoke_shoptune("merge", str(tmp_path), "--out", str(tmp_path / "m"))
     assert done.returncode == 2 and "is not a finished training run" in done.stderr
 
 
 def test_qlora_needs_a_gpu(tmp_path: Path, tiny_data: Path) -> None:
-    done = run_shoptune(
+    done = invoke_shoptune(
         "train",
         str(TINY),
         "--out",

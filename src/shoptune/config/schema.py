@@ -341,6 +341,12 @@ class ServeConfig(ConfigSection):
     """Strings that end a chat or recommendation reply (vLLM `stop`), e.g. "\n4." where the style
     guide caps a recommendation at three products."""
 
+    extraction_max_tokens: Count = 128
+    """Token budget of one extraction answer (the storefront's, the evaluations' and the parity
+    gate's): the longest target in the corpus is ~60 tokens under SmolLM2's tokenizer (Chinese costs
+    ~1.5 tokens a character); twice that leaves room, and a model that loops inside a JSON string is
+    cut off in a bounded time."""
+
     extraction_retries: int = Field(1, ge=0)
     """Extra tries when a guided extraction is still not schema-valid (cut off at its token budget)."""
 

@@ -12,19 +12,15 @@ from typing import Any
 from shoptune.config.schema import ServeConfig
 from shoptune.shop.structured import response_format
 
-EXTRACTION_MAX_TOKENS = 128
-"""Token budget of one extraction answer: the longest target in the corpus is ~60 tokens under
-SmolLM2's tokenizer (Chinese costs ~1.5 tokens a character); twice that leaves room, and a model
-that loops inside a JSON string is cut off in a bounded time."""
 
-
-def extraction_request(schema_name: str, *, structured: bool = True) -> dict[str, Any]:
-    """Sampling arguments of an extraction call (greedy, bounded), with guided decoding or without.
+def extraction_request(schema_name: str, max_tokens: int, *, structured: bool = True) -> dict[str, Any]:
+    """Sampling arguments of an extraction call (greedy, `max_tokens` from `serve.extraction_max_tokens`),
+    with guided decoding or without.
 
     The storefront always decodes guided; `eval run --free-form` and the parity gate drop only the
     `response_format`, so any difference between the two is the grammar's and nothing else.
     """
-    request: dict[str, Any] = {"temperature": 0.0, "max_tokens": EXTRACTION_MAX_TOKENS}
+    request: dict[str, Any] = {"temperature": 0.0, "max_tokens": max_tokens}
     if structured:
         request["response_format"] = response_format(schema_name)
     return request
