@@ -21,6 +21,7 @@ bench:
 	.venv/bin/python benchmarks/train_throughput.py
 	.venv/bin/python benchmarks/eval_throughput.py
 	.venv/bin/python benchmarks/serve_load.py
+	.venv/bin/python benchmarks/vllm_startup.py
 
 bench-quick:
 	.venv/bin/python benchmarks/train_throughput.py --quick

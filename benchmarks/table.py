@@ -14,6 +14,7 @@ COMMANDS = {
     "train_throughput": "python benchmarks/train_throughput.py --quick",
     "eval_throughput": "python benchmarks/eval_throughput.py --quick",
     "serve_load": "python benchmarks/serve_load.py --quick",
+    "vllm_startup": "python benchmarks/vllm_startup.py",
 }
 
 
@@ -75,7 +76,19 @@ def _serve(r: dict) -> tuple[str, str, str]:
     return f"/v1/chat + /v1/extract, loopback; {requests} requests at c=8", figures, ratios
 
 
-RENDER = {"train_throughput": _train, "eval_throughput": _eval, "serve_load": _serve}
+def _startup(r: dict) -> tuple[str, str, str]:
+    uni, mp = r["median"]["uni"], r["median"]["mp"]
+    figures = (
+        f"ready: uni {uni['ready_s']} s vs mp {mp['ready_s']} s; "
+        f"tok/s: uni {uni['tokens_per_s']} vs mp {mp['tokens_per_s']} (medians of {len(r['runs']['uni'])} starts each)"
+    )
+    ratios = f"throughput {r['speedup']}x; start-up {r['startup_speedup']}x faster"
+    workload = r["workload"]
+    job = f"vLLM -O0, {r['model']}; {workload['requests']} concurrent chats x {workload['tokens_each']} tokens"
+    return job, figures, ratios
+
+
+RENDER = {"train_throughput": _train, "eval_throughput": _eval, "serve_load": _serve, "vllm_startup": _startup}
 
 
 def markdown_table(results: Path = RESULTS) -> str:

