@@ -18,7 +18,6 @@ import argparse
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -28,22 +27,17 @@ EXECUTORS = ("mp", "uni")  # the baseline first
 REQUESTS, TOKENS = 32, 64
 
 
-def one_request(client, index: int) -> int:
-    reply = client.chat.completions.create(
-        model="bench",
-        messages=[{"role": "user", "content": f"介绍一下第{index}款手机"}],
-        max_tokens=TOKENS,
-        temperature=0.0,
-        extra_body={"ignore_eos": True},
-    )
-    return reply.usage.completion_tokens
+CHATS = [
+    {"id": str(i), "task": "chat", "messages": [{"role": "user", "content": f"介绍一下第{i}款手机"}, {}]}
+    for i in range(REQUESTS)
+]  # the last message stands for the answer, as in a corpus record
 
 
 def measure(executor: str, model: Path, serve, log_dir: Path) -> dict[str, float]:
-    """Start-up seconds and tokens per second of one server with `executor`."""
-    from openai import OpenAI
-
+    """Start-up seconds and tokens per second of one server with `executor`; the requests go through
+    `EndpointBackend`, the evaluations' concurrent client."""
     from shoptune.core.net import free_port
+    from shoptune.eval.backends import EndpointBackend
     from shoptune.serve.vllm_server import VllmServer
 
     server = VllmServer(
@@ -52,10 +46,17 @@ def measure(executor: str, model: Path, serve, log_dir: Path) -> dict[str, float
     started = time.perf_counter()
     with server:
         ready = time.perf_counter() - started
-        client = OpenAI(base_url=server.base_url, api_key="EMPTY", timeout=300)
+        backend = EndpointBackend(
+            server.base_url,
+            "bench",
+            api_key="",
+            concurrency=REQUESTS,
+            reply={"max_tokens": TOKENS, "temperature": 0.0, "extra_body": {"ignore_eos": True}},
+            extraction_max_tokens=serve.extraction_max_tokens,
+            structured_output=False,
+        )
         started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=REQUESTS) as pool:
-            tokens = sum(pool.map(lambda i: one_request(client, i), range(REQUESTS)))
+        tokens = sum(p.completion_tokens for p in backend.generate(CHATS))
         seconds = time.perf_counter() - started
     run = {"ready_s": round(ready, 1), "tokens_per_s": round(tokens / seconds, 1)}
     print(f"  {executor}: {run}", flush=True)

