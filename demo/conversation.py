@@ -185,8 +185,8 @@ def _extract(client: Any, schema: str, text: str) -> tuple[int, dict[str, Any] |
 def play(base_url: str, api_key: str, say=print, handwritten: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Play the script against a running storefront; returns the transcript with every check.
 
-    The two shoppers talk at the same time and the extraction requests go `REQUESTS_AT_ONCE` at a
-    time, as on a live storefront; the log follows the script's order. `handwritten`: extraction
+    The two shoppers talk while the extraction requests go `REQUESTS_AT_ONCE` at a time, all at
+    once as on a live storefront; the log follows the script's order. `handwritten`: extraction
     records whose user message goes to `/v1/extract` as is; their raw outputs come back under
     "handwritten" for scoring by the eval package."""
     import json
@@ -197,17 +197,16 @@ def play(base_url: str, api_key: str, say=print, handwritten: list[dict[str, Any
     handwritten = handwritten or []
     texts = [last_question(r) for r in handwritten]
     headers = {"Authorization": f"Bearer {api_key}"}
-    with httpx.Client(base_url=base_url, headers=headers, timeout=300) as client:
-        with ThreadPoolExecutor(max_workers=len(SCRIPT)) as shoppers:
-            sessions = list(shoppers.map(lambda script: _play_session(client, *script), SCRIPT))
-        with ThreadPoolExecutor(max_workers=REQUESTS_AT_ONCE) as pool:
-            answered = list(
-                pool.map(
-                    lambda pair: _extract(client, *pair),
-                    [(schema, text) for schema, text, _ in EXTRACTIONS]
-                    + [(r["schema"], text) for r, text in zip(handwritten, texts, strict=True)],
-                )
-            )
+    requests = [(schema, text) for schema, text, _ in EXTRACTIONS]
+    requests += [(r["schema"], text) for r, text in zip(handwritten, texts, strict=True)]
+    with (
+        httpx.Client(base_url=base_url, headers=headers, timeout=300) as client,
+        ThreadPoolExecutor(max_workers=len(SCRIPT)) as shoppers,
+        ThreadPoolExecutor(max_workers=REQUESTS_AT_ONCE) as pool,
+    ):
+        talking = [shoppers.submit(_play_session, client, *script) for script in SCRIPT]
+        answered = list(pool.map(lambda pair: _extract(client, *pair), requests))
+        sessions = [future.result() for future in talking]
     turns = [turn for session in sessions for turn in session]
     for turn in turns:
         say(f"  [{turn.lang}] shopper: {turn.question}")

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shoptune.config import ShoptuneConfig, write_resolved_config
 from shoptune.core.errors import BadInputError
@@ -30,6 +30,9 @@ from shoptune.core.hashing import sha256_file
 from shoptune.core.paths import REPO_ROOT
 from shoptune.demo.services import Services
 from shoptune.demo.stages import StageRunner, content_hash
+
+if TYPE_CHECKING:
+    from shoptune.eval.parity import ParityServers
 
 Log = Callable[[str], None]
 INJECTION_SUITE = Path("datasets") / "security" / "prompt_injection.jsonl"
@@ -136,12 +139,18 @@ def evaluate_endpoint(
 @dataclass(frozen=True)
 class Stage:
     """One demo stage: its name, the hash of what its result depends on, the files it must leave
-    (a stage is skipped when both are as last time), and its body, which returns its summary."""
+    (a stage is skipped when both are as last time), and its body, which returns its summary.
+
+    `warm_up`, when set, starts what the body will need (its servers) as soon as the stage named
+    `warm_up_after` has finished, if this stage is going to run: a server then starts while the
+    stages in between work, instead of after them."""
 
     name: str
     inputs: Callable[[DemoRun], str]
     outputs: Callable[[DemoRun], list[Path]]
     body: Callable[[DemoRun], dict[str, Any]]
+    warm_up: Callable[[DemoRun], None] | None = None
+    warm_up_after: str = ""
 
 
 @dataclass
@@ -156,8 +165,28 @@ class DemoRun:
     results: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
+    def base(self) -> Services:
+        return Services(self.config, self.model_dir, "base", self.paths.logs, self.log)
+
+    @cached_property
     def tuned(self) -> Services:
         return Services(self.config, self.paths.merged, self.config.serve.served_model_name, self.paths.logs, self.log)
+
+    @cached_property
+    def parity_servers(self) -> ParityServers:
+        from shoptune.eval.parity import ParityServers
+
+        return ParityServers(self.config, self.paths.logs, self.log)
+
+    def stop_servers(self) -> None:
+        """Stop what the stages started (a cached property not yet read started nothing)."""
+        started = self.__dict__
+        if "base" in started:
+            self.base.stop()
+        if "tuned" in started:
+            self.tuned.stop()
+        if "parity_servers" in started:
+            self.parity_servers.close()
 
     @property
     def model_dir(self) -> Path:
@@ -233,13 +262,16 @@ def check_data(run: DemoRun) -> dict[str, Any]:
     return {"problems": 0}
 
 
+def start_base_server(run: DemoRun) -> None:
+    run.base.start_llm()
+
+
 def evaluate_base(run: DemoRun) -> dict[str, Any]:
-    services = Services(run.config, run.model_dir, "base", run.paths.logs, run.log)
     try:
         return evaluate_endpoint(
             run.config,
             run.test_file,
-            services.llm().base_url,
+            run.base.llm().base_url,
             "base",
             structured=False,
             out_dir=run.paths.eval_base,
@@ -247,7 +279,7 @@ def evaluate_base(run: DemoRun) -> dict[str, Any]:
             log=run.log,
         )
     finally:
-        services.stop()
+        run.base.stop()
 
 
 def train_lora(run: DemoRun) -> dict[str, Any]:
@@ -302,8 +334,18 @@ def evaluate_tuned(
     return body
 
 
+def start_parity_servers(run: DemoRun) -> None:
+    """The parity check's two fp32 servers (merged; base + adapter): on a CPU they start now."""
+    run.parity_servers.want(run.paths.merged, None, "float32")
+    run.parity_servers.want(run.model_dir, run.paths.run / "final" / "adapter", "float32")
+
+
 def served_parity(run: DemoRun) -> dict[str, Any]:
-    return check_demo_parity(run.config, run.paths, run.model_dir, run.log)
+    start_parity_servers(run)  # when the warm-up did not (its stage skipped): now
+    try:
+        return check_demo_parity(run.config, run.paths, run.model_dir, run.parity_servers, run.log)
+    finally:
+        run.parity_servers.close()
 
 
 def converse(run: DemoRun) -> dict[str, Any]:
@@ -343,6 +385,8 @@ STAGES: tuple[Stage, ...] = (
         lambda run: content_hash(run.eval_hash, run.model_hash),
         _report_json(lambda paths: paths.eval_base),
         evaluate_base,
+        warm_up=start_base_server,
+        warm_up_after="prepare the model",
     ),
     Stage(
         "train LoRA",
@@ -379,6 +423,8 @@ STAGES: tuple[Stage, ...] = (
         ),
         lambda run: [run.paths.parity / "merged" / "parity.json", run.paths.parity / "adapter" / "parity.json"],
         served_parity,
+        warm_up=start_parity_servers,
+        warm_up_after="merge with the parity gate",
     ),
     Stage(
         "serve with vLLM + storefront: conversation, /v1/extract, hand-written set",
@@ -397,6 +443,14 @@ STAGES: tuple[Stage, ...] = (
 )
 
 
+def warm_up_later_stages(runner: StageRunner, run: DemoRun, *, after: str) -> None:
+    """Call the warm-up of every stage that waits on `after` and will run."""
+    for later in STAGES:
+        waits_on_it = later.warm_up is not None and later.warm_up_after == after
+        if waits_on_it and not runner.will_skip(later.name, later.inputs(run), later.outputs(run)):
+            later.warm_up(run)
+
+
 def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool, log: Log) -> dict[str, Any]:
     """Run every stage in order (skipping the unchanged ones), then write the report; its summary."""
     from shoptune.demo.report import write_demo_report
@@ -413,8 +467,9 @@ def run_demo(base_config: ShoptuneConfig, out: Path, *, quick: bool, force: bool
             run.results[stage.name] = runner.run(
                 stage.name, stage.inputs(run), stage.outputs(run), lambda stage=stage: stage.body(run)
             )
+            warm_up_later_stages(runner, run, after=stage.name)
     finally:
-        run.tuned.stop()
+        run.stop_servers()
     summary = runner.run("write the report", content_hash(time.time()), [], lambda: write_demo_report(out, runner))
     return summary.summary
 
@@ -425,7 +480,9 @@ def _saved_outputs(report_dir: Path) -> dict[str, str]:
     return load_predictions(report_dir / "predictions.jsonl")
 
 
-def check_demo_parity(config: ShoptuneConfig, paths: DemoPaths, base_model_dir: Path, log: Log) -> dict[str, Any]:
+def check_demo_parity(
+    config: ShoptuneConfig, paths: DemoPaths, base_model_dir: Path, servers: ParityServers, log: Log
+) -> dict[str, Any]:
     """`eval parity` on the demo's models: the merged model's structured = free-form on every test
     extraction record (reusing the two tuned eval stages' outputs) and vLLM = in process on the first
     `demo.parity_in_process_records`, and base + LoRA adapter on the first `demo.parity_adapter_records`."""
@@ -442,8 +499,8 @@ def check_demo_parity(config: ShoptuneConfig, paths: DemoPaths, base_model_dir: 
         in_process_records=config.demo.parity_in_process_records,
         log_dir=paths.logs,
         log=log,
+        servers=servers,
     )
-    write_parity(paths.parity / "merged", merged, config)
     adapter = check_parity(
         config,
         records[: config.demo.parity_adapter_records],
@@ -452,7 +509,9 @@ def check_demo_parity(config: ShoptuneConfig, paths: DemoPaths, base_model_dir: 
         structured_check=False,
         log_dir=paths.logs,
         log=log,
+        servers=servers,
     )
+    write_parity(paths.parity / "merged", merged, config)
     write_parity(paths.parity / "adapter", adapter, config)
     summary = {}
     for label, report in (("merged", merged), ("adapter", adapter)):

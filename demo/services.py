@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,12 +24,13 @@ class Services:
     def __init__(self, config: ShoptuneConfig, model_dir: Path, served_name: str, logs: Path, log: Log) -> None:
         self.config, self.model_dir, self.served_name, self.logs, self.log = config, model_dir, served_name, logs, log
         self.vllm = None
+        self.ready, self.started = False, 0.0
         self.app: ChildProcess | None = None
         self.app_url = ""
         self.api_key = secrets.token_urlsafe(24)
 
-    def llm(self):
-        """The vLLM server, started (and waited for) on the first call."""
+    def start_llm(self) -> None:
+        """Start the vLLM server (once) without waiting for it."""
         if self.vllm is None:
             from shoptune.serve.vllm_server import VllmServer
 
@@ -40,9 +42,16 @@ class Services:
                 log_path=self.logs / f"vllm-{self.served_name}.log",
             )
             self.vllm.start()
+            self.started = time.monotonic()
             self.log(f"  starting vLLM for {self.model_dir.name} (log {self.vllm.log_path})")
-            seconds = self.vllm.wait_ready()
-            self.log(f"  vLLM ready at {self.vllm.base_url} in {seconds:.0f} s")
+
+    def llm(self):
+        """The vLLM server, started on the first call (unless `start_llm` did) and waited for."""
+        self.start_llm()
+        if not self.ready:
+            self.vllm.wait_ready()
+            self.ready = True
+            self.log(f"  vLLM ready at {self.vllm.base_url} in {time.monotonic() - self.started:.0f} s")
         return self.vllm
 
     def storefront(self, config_path: Path) -> str:

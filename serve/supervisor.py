@@ -8,21 +8,39 @@ others in reverse order. In production use the supervisord/systemd files in depl
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shoptune.core.process import ChildProcess, Probe
 
 
+@dataclass(frozen=True)
+class Service:
+    """A child, the probe that says it answers, how long it may take, and what to say when it does."""
+
+    child: ChildProcess
+    ready: Probe
+    timeout_s: float
+    ready_message: str
+
+
 @dataclass
 class ProcessGroup:
-    """Children started one after another, each waited for; stopped together, newest first."""
+    """Children started together, then each waited for; stopped together, newest first.
+
+    Starting them at once overlaps their start-ups (mostly single-threaded imports: vLLM's ~20 s
+    on a CPU hides the storefront's and the web page's). Neither of those needs vLLM to answer
+    its own readiness probe; the storefront answers 503 until vLLM is up."""
 
     children: list[ChildProcess] = field(default_factory=list)
 
-    def start(self, child: ChildProcess, ready: Probe, timeout_s: float) -> float:
-        """Start `child` and wait until `ready()`; the seconds it took."""
-        self.children.append(child.start())
-        return child.wait_ready(ready, timeout_s, poll_s=1.0)
+    def start_all(self, services: list[Service], say: Callable[[str], None]) -> None:
+        started = time.monotonic()
+        for service in services:
+            self.children.append(service.child.start())
+        for service in services:
+            service.child.wait_ready(service.ready, service.timeout_s, poll_s=0.25)
+            say(f"{service.ready_message} ({time.monotonic() - started:.0f} s)")
 
     def stop_all(self, timeout_s: float = 30.0) -> None:
         for child in reversed(self.children):

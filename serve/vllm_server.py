@@ -164,7 +164,7 @@ class VllmServer:
         """Block until a real completion succeeds; returns seconds taken. Raises if the server dies."""
         assert self.child is not None, "start() the server first"
         probe = completion_ok(self.base_url, self.served_name)
-        return self.child.wait_ready(probe, timeout_s or self.config.startup_timeout_s, poll_s=1.0)
+        return self.child.wait_ready(probe, timeout_s or self.config.startup_timeout_s, poll_s=0.25)
 
     def log_tail(self, lines: int = 20) -> str:
         return "(no log)" if self.child is None else self.child.log_tail(lines)

@@ -54,7 +54,7 @@ def smollm2_dir() -> Path:
 def tiny_data(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path) -> Path:
     """The tiny-qwen config's corpus, built once per test session by the real `data build`."""
     out = tmp_path_factory.mktemp("tiny-data")
-    done = run_shoptune("data", "build", "--config", str(REPO_ROOT / "configs" / "tiny-qwen.yaml"), "--out", str(out))
+    done = invoke_shoptune("data", "build", "--config", "configs/tiny-qwen.yaml", "--out", str(out))
     assert done.returncode == 0, done.stderr
     return out
 
@@ -138,19 +138,18 @@ def start_storefront(
     *,
     port: int,
     max_new_tokens: int,
-    extraction_retries: int | None = None,
+    **serve_settings: int,
 ) -> ChildProcess:
     """`shoptune serve app` on the tiny-qwen config over the vLLM at `llm_url`, sessions and logs in
     `folder`, started and answering /healthz. `max_new_tokens` bounds how long tiny-qwen2.5's random
-    weights ramble in a reply; `extraction_retries`, when given, how often a cut extraction is asked again."""
+    weights ramble in a reply; `serve_settings` set other `serve.` fields (e.g. `extraction_retries`)."""
     argv = shoptune_argv(
         "serve", "app", "--config", "configs/tiny-qwen.yaml", "--llm", llm_url, "--model-name", "shop",
         "--tokenizer", str(tokenizer), "--port", str(port),
         "--set", f"serve.sqlite_path={folder / 'sessions.sqlite3'}", "--set", f"serve.log_dir={folder / 'logs'}",
         "--set", f"serve.max_new_tokens={max_new_tokens}",
+        *(f"--set=serve.{name}={value}" for name, value in serve_settings.items()),
     )  # fmt: skip
-    if extraction_retries is not None:
-        argv += ["--set", f"serve.extraction_retries={extraction_retries}"]
     env = {**os.environ, "SHOPTUNE_API_KEY": api_key}
     app = ChildProcess("the storefront", argv, folder / "app.log", env=env, cwd=REPO_ROOT).start()
     app.wait_ready(http_ok(f"http://127.0.0.1:{port}/healthz"), 120)
@@ -168,9 +167,10 @@ class Ran:
 
 def invoke_shoptune(*args: str, env: dict[str, str] | None = None) -> Ran:
     """The `shoptune` command run in this process with click's CliRunner: the same parsing, error
-    wording and exit codes as the console script, without a Python start-up per case. For commands
-    that stop at their input (config, flags, data files) or read and write files; training, serving
-    and model loading go through `run_shoptune`, a process of their own."""
+    wording and exit codes as the console script, without a Python start-up (torch, transformers,
+    TRL: ~6 s) per call. For commands whose result is files and an exit code, training included;
+    what is about the process itself (a kill, a signal, `accelerate launch`, a server) goes through
+    `run_shoptune` or a `subprocess` of its own."""
     from click.testing import CliRunner
 
     from shoptune.main import cli

@@ -61,7 +61,7 @@ def test_config_show_prints_resolved_yaml(tmp_path: Path) -> None:
 
 
 def test_chat_answers_with_the_model(tiny_qwen_dir: Path) -> None:
-    done = run_shoptune("chat", "--config", "configs/tiny-qwen.yaml", "--max-new-tokens", "3", "你好")
+    done = invoke_shoptune("chat", "--config", "configs/tiny-qwen.yaml", "--max-new-tokens", "3", "你好")
     assert done.returncode == 0, done.stderr
     assert "tiny-qwen2.5: 3 tokens" in done.stderr
 

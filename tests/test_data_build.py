@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import run_shoptune
+from conftest import invoke_shoptune
 from jsonschema import Draft202012Validator
 
 from shoptune.config import load_config
@@ -26,7 +26,7 @@ DEFAULT = load_config(CONFIGS_DIR / "cpu-smollm2.yaml")
 def default_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The default config's corpus, built through the CLI as a user would (length limit included)."""
     out = tmp_path_factory.mktemp("corpus")
-    done = run_shoptune("data", "build", "--out", str(out))
+    done = invoke_shoptune("data", "build", "--out", str(out))
     assert done.returncode == 0, done.stderr
     return out, json.loads((out / "manifest.json").read_text())
 

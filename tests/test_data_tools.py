@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import invoke_shoptune, run_shoptune
+from conftest import invoke_shoptune
 from transformers import AutoTokenizer
 
 from shoptune.shop.render import RenderError, marked_text, render_record
@@ -47,11 +47,8 @@ def test_a_template_without_eos_after_the_answer_is_refused(tiny_qwen_dir: Path)
 
 
 @pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("small")
-    done = run_shoptune("data", "build", "--config", "configs/tiny-qwen.yaml", "--out", str(out))
-    assert done.returncode == 0, done.stderr
-    return out
+def small_corpus(tiny_data: Path) -> Path:
+    return tiny_data
 
 
 def test_stats_counts_and_token_lengths(small_corpus: Path, tiny_qwen_dir: Path) -> None:

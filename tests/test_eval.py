@@ -8,7 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from conftest import invoke_shoptune, run_shoptune
+from conftest import invoke_shoptune
 
 from shoptune.eval.bootstrap import bootstrap_interval, paired_difference, verdict
 from shoptune.eval.metrics import extraction, grounding, refusal, tone
@@ -334,11 +334,10 @@ def test_bad_predictions_file_is_reported(tmp_path: Path) -> None:
     assert f"{predictions}:2: invalid JSON" in done.stderr and not (tmp_path / "o").exists()
 
 
-def test_eval_run_in_process_on_tiny_qwen(tmp_path: Path, tiny_qwen_dir: Path) -> None:
-    data = tmp_path / "data"
-    assert run_shoptune("data", "build", "--config", "configs/tiny-qwen.yaml", "--out", str(data)).returncode == 0
+def test_eval_run_in_process_on_tiny_qwen(tmp_path: Path, tiny_data: Path) -> None:
+    data = tiny_data
     out = tmp_path / "report"
-    done = run_shoptune(
+    done = invoke_shoptune(
         "eval",
         "run",
         "--config",

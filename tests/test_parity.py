@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import run_shoptune
+from conftest import invoke_shoptune
 
 RECORDS = 6
 
@@ -21,7 +21,7 @@ def test_parity_gate_fails_a_model_that_never_learned_the_form(
     tiny_qwen_dir: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "parity"
-    done = run_shoptune(
+    done = invoke_shoptune(
         "eval",
         "parity",
         "--config",
@@ -36,7 +36,6 @@ def test_parity_gate_fails_a_model_that_never_learned_the_form(
         str(out),
         "--set",
         "serve.dtype=float32",  # served in fp32, one vLLM server holds both comparisons (bf16 is the demo's)
-        timeout=900,
     )
     assert done.returncode == 1, done.stdout + done.stderr[-3000:]
     report = json.loads((out / "parity.json").read_text())

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import run_shoptune, start_storefront
+from conftest import invoke_shoptune, start_storefront
 
 from shoptune.core.net import free_port
 from shoptune.core.paths import REPO_ROOT
@@ -213,7 +213,7 @@ def test_64_concurrent_shoppers_get_answers_and_complete_histories(stack: dict, 
 
 def test_injection_suite_through_the_eval_harness(stack: dict, tmp_path: Path, ledger) -> None:
     out = tmp_path / "injection"
-    done = run_shoptune(
+    done = invoke_shoptune(
         "eval", "run", "--config", "configs/tiny-qwen.yaml", "--task", "injection", "--data", str(INJECTION_SUITE),
         "--endpoint", stack["vllm"].server.base_url, "--model-name", "shop", "--out", str(out),
     )  # fmt: skip

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SHOPTUNE_BIN
+from conftest import SHOPTUNE_BIN, invoke_shoptune
 from safetensors.torch import load_file
 
 from shoptune.core.paths import CONFIGS_DIR, REPO_ROOT
@@ -27,13 +27,17 @@ TINY = CONFIGS_DIR / "tiny-qwen.yaml"
 STEPS = 8
 
 
+def _train_args(out: Path, data: Path, *extra: str) -> list[str]:
+    return [
+        "train", str(TINY), "--out", str(out), "--data", str(data),
+        "--set", "train.save_steps=2", "--set", f"train.max_steps={STEPS}", "--set", "train.eval_steps=null",
+        *extra,
+    ]  # fmt: skip
+
+
 def _train_process(out: Path, data: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [
-            str(SHOPTUNE_BIN), "train", str(TINY), "--out", str(out), "--data", str(data),
-            "--set", "train.save_steps=2", "--set", f"train.max_steps={STEPS}", "--set", "train.eval_steps=null",
-            *extra,
-        ],
+        [str(SHOPTUNE_BIN), *_train_args(out, data, *extra)],
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -43,10 +47,10 @@ def _train_process(out: Path, data: Path, *extra: str) -> subprocess.Popen:
 
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
+    """The uninterrupted run the interrupted ones must reproduce (trained in this process)."""
     out = tmp_path_factory.mktemp("straight") / "run"
-    process = _train_process(out, tiny_data)
-    _, stderr = process.communicate(timeout=600)
-    assert process.returncode == 0, stderr
+    done = invoke_shoptune(*_train_args(out, tiny_data))
+    assert done.returncode == 0, done.stderr
     return out
 
 
@@ -106,10 +110,9 @@ def test_three_kills_then_resume_give_the_uninterrupted_adapter(
     _wait_until(lambda: (checkpoints / "step-000006").is_dir(), process, "checkpoint 6")
     _kill(process)
 
-    process = _train_process(run, tiny_data, "--resume")
-    _, stderr = process.communicate(timeout=600)
-    assert process.returncode == 0, stderr
-    assert "resuming from" in stderr and "step-000006" in stderr
+    done = invoke_shoptune(*_train_args(run, tiny_data, "--resume"))  # the resume that finishes: in this process
+    assert done.returncode == 0, done.stderr
+    assert "resuming from" in done.stderr and "step-000006" in done.stderr
     assert not list(checkpoints.glob("checkpoint-*"))
     _assert_same_run(run, straight_run)
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
@@ -170,9 +173,8 @@ def test_a_full_disk_stops_the_run_clearly_and_keeps_the_last_checkpoint(
         assert not list((run / "checkpoints").glob("checkpoint-*")) and not (run / "final").exists()
 
         filler.unlink()
-        process = _train_process(run, tiny_data, "--resume")
-        _, stderr = process.communicate(timeout=600)
-        assert process.returncode == 0, stderr
+        done = invoke_shoptune(*_train_args(run, tiny_data, "--resume"))
+        assert done.returncode == 0, done.stderr
         _assert_same_run(run, straight_run)
     finally:
         shutil.rmtree(disk / "run", ignore_errors=True)

@@ -37,6 +37,18 @@ def _wait_for_line(process: subprocess.Popen, pattern: str, timeout_s: float) ->
     raise AssertionError(f"no {pattern!r} within {timeout_s} s")
 
 
+def _wait_for_log_line(log: Path, pattern: str, timeout_s: float = 30) -> re.Match | None:
+    """The first match of `pattern` in `log`, which a child writes on its own schedule: `serve vllm`
+    says where its server runs after its own readiness poll, which may end after the parent's."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        found = re.search(pattern, log.read_text()) if log.is_file() else None
+        if found:
+            return found
+        time.sleep(0.2)
+    return None
+
+
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -102,7 +114,7 @@ def test_serve_up_runs_all_three_and_stops_them(tmp_path: Path, tiny_qwen_dir: P
     )
     try:
         _wait_for_line(process, r"all services up", 900)
-        ready = re.search(r"vLLM ready at .* \(pid (\d+), log (\S+)\)", (tmp_path / "up-vllm.log").read_text())
+        ready = _wait_for_log_line(tmp_path / "up-vllm.log", r"vLLM ready at .* \(pid (\d+), log (\S+)\)")
         assert ready, "serve vllm did not say where its server runs"
         vllm_pid = int(ready.group(1))
         assert Path(ready.group(2)).is_file()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import invoke_shoptune, run_shoptune
+from conftest import invoke_shoptune
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from shoptune.config import load_config
@@ -27,7 +27,7 @@ TINY = CONFIGS_DIR / "tiny-qwen.yaml"
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
     out = tmp_path_factory.mktemp("tiny-run") / "run"
-    done = run_shoptune(
+    done = invoke_shoptune(
         "train", str(TINY), "--out", str(out), "--data", str(tiny_data), "--set", "train.generation_eval_records=4"
     )
     assert done.returncode == 0, done.stderr
@@ -182,7 +182,7 @@ def test_batching_modes_see_the_same_loss(tmp_path: Path, tiny_data: Path) -> No
     first_losses = {}
     for batching in ("padded", "padding_free"):
         out = tmp_path / batching
-        done = run_shoptune(
+        done = invoke_shoptune(
             "train",
             str(TINY),
             "--out",
@@ -219,7 +219,7 @@ def test_a_finished_run_is_not_overwritten(tiny_run: Path, tiny_data: Path) -> N
 
 
 def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path: Path, tiny_data: Path, ledger) -> None:
-    done = run_shoptune(
+    done = invoke_shoptune(
         "train",
         str(TINY),
         "--out",
@@ -247,7 +247,7 @@ def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path: Path, tiny_data
 
 def test_merge_passes_its_parity_gate(tiny_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "merged"
-    done = run_shoptune("merge", str(tiny_run), "--out", str(out))
+    done = invoke_shoptune("merge", str(tiny_run), "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert "max |logit diff|" in done.stdout and "greedy generations identical" in done.stdout
     report = json.loads((out / "shoptune-merge.json").read_text())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_shoptune
+from conftest import invoke_shoptune
 
 from shoptune.core.paths import CONFIGS_DIR, REPO_ROOT
 
@@ -32,20 +32,14 @@ COMMON = (
 )
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path) -> Path:
-    out = tmp_path_factory.mktemp("ddp-data")
-    assert run_shoptune("data", "build", "--config", "configs/tiny-qwen.yaml", "--out", str(out)).returncode == 0
-    return out
-
-
 def _losses(run: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_two_processes_match_one(tmp_path: Path, data: Path) -> None:
+def test_two_processes_match_one(tmp_path: Path, tiny_data: Path) -> None:
+    data = tiny_data
     single = tmp_path / "single"
-    done = run_shoptune(
+    done = invoke_shoptune(
         "train",
         "configs/tiny-qwen.yaml",
         "--out",

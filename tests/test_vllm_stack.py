@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_shoptune, start_storefront
+from conftest import invoke_shoptune, start_storefront
 from jsonschema import Draft202012Validator
 
 from shoptune.core.net import free_port
@@ -99,7 +99,7 @@ def test_the_server_renders_what_training_rendered(client, tiny_qwen_dir: Path) 
 def test_eval_through_the_endpoint_with_structured_output(vllm: VllmServer, tiny_data: Path, tmp_path: Path) -> None:
     data = tiny_data
     out = tmp_path / "report"
-    done = run_shoptune(
+    done = invoke_shoptune(
         "eval",
         "run",
         "--config",
@@ -155,7 +155,7 @@ def test_llm_judge_through_the_endpoint_and_its_failure_budget(
         "--set",
         "eval.judge_model=shop",
     ]
-    done = run_shoptune(*common, "--out", str(tmp_path / "judged"), "--set", f"eval.judge_endpoint={vllm.base_url}")
+    done = invoke_shoptune(*common, "--out", str(tmp_path / "judged"), "--set", f"eval.judge_endpoint={vllm.base_url}")
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "judged" / "report.json").read_text())
     assert (
@@ -163,7 +163,7 @@ def test_llm_judge_through_the_endpoint_and_its_failure_budget(
         and report["judge"]["failures"] == 0
         and 0 <= report["metrics"]["judge_score"] <= 1
     )
-    done = run_shoptune(
+    done = invoke_shoptune(
         *common, "--out", str(tmp_path / "broken"), "--set", f"eval.judge_endpoint=http://127.0.0.1:{free_port()}/v1"
     )
     assert done.returncode == 1 and "LLM judge failed on" in done.stderr
