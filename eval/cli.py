@@ -141,17 +141,35 @@ def score(config_path, overrides, data, out_dir, task_name, baseline, prediction
     "--adapter", type=click.Path(path_type=Path, file_okay=False), help="A LoRA adapter: vLLM + LoRA vs PEFT."
 )
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N extraction records.")
-def parity(config_path, overrides, data, out_dir, model, adapter, limit) -> None:
+@click.option(
+    "--endpoint",
+    default=None,
+    help="A running vLLM server (base URL) serving --model [+ --adapter] in serve.dtype, used instead of starting one.",
+)
+@click.option("--model-name", default=None, help="Model (or LoRA module) name on --endpoint.")
+def parity(config_path, overrides, data, out_dir, model, adapter, limit, endpoint, model_name) -> None:
     """Exit 1 unless the served model answers extraction as it does in process, guided or not."""
-    from shoptune.eval.parity import check_parity, write_parity
+    from shoptune.core.hardware import resolve_serve_dtype
+    from shoptune.eval.parity import Endpoint, ParityServers, check_parity, write_parity
     from shoptune.eval.runner import select_records
     from shoptune.eval.tasks import load_task
     from shoptune.models import resolve_config_model
 
     config = load_cli_config(config_path, overrides)
+    if endpoint is not None and not model_name:
+        raise BadInputError("--endpoint needs --model-name (the served model or LoRA module name)")
     records = select_records(data, load_task("extraction"), limit)
     model_dir = resolve_config_model(config.model, model, log=say)
-    report = check_parity(config, records, model_dir=model_dir, adapter=adapter, log_dir=Path(out_dir), log=say)
+    servers = ParityServers(config, Path(out_dir), say)
+    if endpoint is not None:
+        running = Endpoint(endpoint, model_name, os.environ.get(config.serve.api_key_env, ""))
+        servers.attach(model_dir, adapter, resolve_serve_dtype(config.serve.dtype), running)
+    try:
+        report = check_parity(
+            config, records, model_dir=model_dir, adapter=adapter, log_dir=Path(out_dir), log=say, servers=servers
+        )
+    finally:
+        servers.close()
     write_parity(out_dir, report, config)
     for line in report.failures:
         click.echo(f"FAIL {line}")

@@ -2,6 +2,8 @@
 
     shoptune eval parity --model runs/demo/merged --data runs/demo/data/test.jsonl --out runs/parity
     shoptune eval parity --model smollm2-135m-instruct --adapter runs/x/final/adapter --data test.jsonl --out runs/p
+    shoptune eval parity --model runs/demo/merged --endpoint http://127.0.0.1:8000/v1 --model-name shop \
+        --data test.jsonl --out runs/p        # the server already running (in serve.dtype) instead of a new one
 
 On the extraction records of `--data`, greedy, three comparisons:
 
@@ -117,6 +119,19 @@ ServerKey = tuple[Path, Path | None, str]
 """(model directory, adapter or None, dtype): one vLLM server of a parity check."""
 
 
+def server_key(model_dir: Path, adapter: Path | None, dtype: str) -> ServerKey:
+    return (Path(model_dir), Path(adapter) if adapter else None, dtype)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a parity check sends its requests: an OpenAI-compatible base URL and the model name."""
+
+    base_url: str
+    model_name: str
+    api_key: str = ""
+
+
 @dataclass
 class ParityServers:
     """The vLLM servers parity checks need, one per (model, adapter, dtype), stopped by `close()`.
@@ -133,6 +148,8 @@ class ParityServers:
     log_dir: Path
     log: Log
     servers: dict[ServerKey, VllmServer] = field(default_factory=dict)
+    endpoints: dict[ServerKey, Endpoint] = field(default_factory=dict)
+    """Servers already running (`eval parity --endpoint`): used for their key instead of starting one."""
 
     @property
     def start_early(self) -> bool:
@@ -140,10 +157,15 @@ class ParityServers:
 
         return not on_gpu()
 
+    def attach(self, model_dir: Path, adapter: Path | None, dtype: str, endpoint: Endpoint) -> None:
+        """Use a running server for this (model, adapter, dtype); the caller vouches for the three."""
+        self.endpoints[server_key(model_dir, adapter, dtype)] = endpoint
+        self.log(f"  using the running server at {endpoint.base_url} ({endpoint.model_name}, {dtype})")
+
     def want(self, model_dir: Path, adapter: Path | None, dtype: str) -> None:
         """Note a server the check will use; on a CPU, start it now."""
-        key = (Path(model_dir), Path(adapter) if adapter else None, dtype)
-        if key not in self.servers:
+        key = server_key(model_dir, adapter, dtype)
+        if key not in self.servers and key not in self.endpoints:
             self.servers[key] = self._server(*key)
             if self.start_early:
                 self._start(self.servers[key])
@@ -154,19 +176,26 @@ class ParityServers:
         """Greedy extraction outputs from the server for this key (free-form, and guided when asked)."""
         from shoptune.eval.backends import EndpointBackend
 
-        self.want(model_dir, adapter, dtype)
-        server = self.servers[(Path(model_dir), Path(adapter) if adapter else None, dtype)]
+        key = server_key(model_dir, adapter, dtype)
+        endpoint = self.endpoints.get(key) or self._ready(key)
+        outputs: dict[str, Outputs] = {}
+        for structured in (False, True) if structured_too else (False,):
+            backend = EndpointBackend.as_served(
+                self.config, endpoint.base_url, endpoint.model_name, structured=structured, api_key=endpoint.api_key
+            )
+            outputs["structured" if structured else "free"] = {p.id: p.output for p in backend.generate(records)}
+        if key in self.servers and not self.start_early:
+            self.servers[key].stop()
+        return outputs
+
+    def _ready(self, key: ServerKey) -> Endpoint:
+        """The started (now, if need be) and answering server for `key`, as an endpoint."""
+        self.want(*key)
+        server = self.servers[key]
         if server.child is None:
             self._start(server)
         server.wait_ready()
-        outputs: dict[str, Outputs] = {}
-        for structured in (False, True) if structured_too else (False,):
-            model = "adapter" if server.loras else server.served_name
-            backend = EndpointBackend.as_served(self.config, server.base_url, model, structured=structured)
-            outputs["structured" if structured else "free"] = {p.id: p.output for p in backend.generate(records)}
-        if not self.start_early:
-            server.stop()
-        return outputs
+        return Endpoint(server.base_url, "adapter" if server.loras else server.served_name)
 
     def wait_started(self) -> None:
         """On a CPU, block until every server started so far answers (on a GPU none is left running)."""

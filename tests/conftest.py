@@ -78,15 +78,18 @@ def tiny_adapter(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path) 
 
 class SharedVllm:
     """The one vLLM server the serving tests share: tiny-qwen2.5 as "shop" with `tiny_adapter` as
-    "shop-lora", on the tiny-qwen config's serve settings. A test that kills it on purpose calls
-    `restart()`, which brings up the same server on the same port."""
+    "shop-lora", on the tiny-qwen config's serve settings but in fp32 (`DTYPE`), so that `eval
+    parity --endpoint` can hold it to transformers in fp32 (on a 2-layer model fp32 costs nothing).
+    A test that kills it on purpose calls `restart()`, which brings up the same server on the same port."""
+
+    DTYPE = "float32"
 
     def __init__(self, model_dir: Path, adapter: Path, logs: Path) -> None:
         from shoptune.config import load_config
         from shoptune.core.net import free_port
 
         self.model_dir, self.adapter, self.logs = model_dir, adapter, logs
-        self.serve = load_config(REPO_ROOT / "configs" / "tiny-qwen.yaml").serve
+        self.serve = load_config(REPO_ROOT / "configs" / "tiny-qwen.yaml").serve.replace(dtype=self.DTYPE)
         self.port, self.starts = free_port(), 0
         self.server = self.start()
 

@@ -1,5 +1,6 @@
-"""`shoptune eval parity` as a CI job runs it: a real vLLM server and transformers in process, on
-tiny-qwen2.5 (random weights, Qwen2.5's tokenizer and template).
+"""`shoptune eval parity` as a CI job runs it: vLLM against transformers in process, on tiny-qwen2.5
+(random weights, Qwen2.5's tokenizer and template), through the session's shared vLLM server
+(`--endpoint`; the demo's parity stage starts its own servers through the same `ParityServers`).
 
 A model that never learned the answer's form is what the gate exists to catch: guided decoding
 forces JSON that free-form generation never writes, so the gate must fail, exit 1 and name the
@@ -14,12 +15,12 @@ from pathlib import Path
 
 from conftest import invoke_shoptune
 
+from shoptune.core.paths import REPO_ROOT
+
 RECORDS = 6
 
 
-def test_parity_gate_fails_a_model_that_never_learned_the_form(
-    tiny_qwen_dir: Path, tiny_data: Path, tmp_path: Path
-) -> None:
+def test_parity_gate_fails_a_model_that_never_learned_the_form(tiny_vllm, tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "parity"
     done = invoke_shoptune(
         "eval",
@@ -34,10 +35,15 @@ def test_parity_gate_fails_a_model_that_never_learned_the_form(
         str(RECORDS),
         "--out",
         str(out),
+        "--endpoint",
+        tiny_vllm.server.base_url,
+        "--model-name",
+        "shop",
         "--set",
-        "serve.dtype=float32",  # served in fp32, one vLLM server holds both comparisons (bf16 is the demo's)
+        f"serve.dtype={tiny_vllm.DTYPE}",  # what the shared server runs: it holds both comparisons
     )
     assert done.returncode == 1, done.stdout + done.stderr[-3000:]
+    assert "using the running server at" in done.stderr and "starting vLLM" not in done.stderr
     report = json.loads((out / "parity.json").read_text())
     assert report["passed"] is False and report["records"] == RECORDS and report["git"]["commit"]
     by_name = {a["name"].split(" (")[0]: a for a in report["agreements"]}
@@ -48,6 +54,23 @@ def test_parity_gate_fails_a_model_that_never_learned_the_form(
     assert any(line.startswith("FAIL structured = free-form") for line in done.stdout.splitlines()), done.stdout
     page = (out / "parity.md").read_text()
     assert page.startswith("# Served-path parity: **FAILED**") and structured["differing"][0]["id"] in page
+
+
+def test_an_endpoint_needs_its_model_name(tmp_path: Path) -> None:
+    done = invoke_shoptune(
+        "eval",
+        "parity",
+        "--model",
+        "tiny-qwen2.5",
+        "--data",
+        str(REPO_ROOT / "datasets" / "eval" / "handwritten_extraction.jsonl"),
+        "--out",
+        str(tmp_path / "p"),
+        "--endpoint",
+        "http://127.0.0.1:9/v1",
+    )
+    assert done.returncode == 2 and "--endpoint needs --model-name" in done.stderr
+    assert not (tmp_path / "p").exists()
 
 
 def _lines(data_dir: Path) -> list[str]:
