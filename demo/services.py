@@ -13,9 +13,9 @@ from shoptune.config import ShoptuneConfig
 from shoptune.core.net import free_port
 from shoptune.core.paths import REPO_ROOT
 from shoptune.core.process import ChildProcess, http_ok, shoptune_argv
+from shoptune.serve.supervisor import APP_STARTUP_S
 
 Log = Callable[[str], None]
-STOREFRONT_STARTUP_S = 120
 
 
 class Services:
@@ -65,7 +65,7 @@ class Services:
             env = {**os.environ, self.config.serve.api_key_env: self.api_key}
             self.app = ChildProcess("the storefront", argv, self.logs / "storefront-stdout.log", env=env, cwd=REPO_ROOT)
             self.app_url = f"http://127.0.0.1:{port}"
-            self.app.start().wait_ready(http_ok(f"{self.app_url}/healthz", timeout_s=2), STOREFRONT_STARTUP_S)
+            self.app.start().wait_ready(http_ok(f"{self.app_url}/healthz", timeout_s=2), APP_STARTUP_S)
             self.log(f"  storefront ready at {self.app_url}")
         return self.app_url
 

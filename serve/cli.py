@@ -193,7 +193,7 @@ def ui(config_path, overrides, api_url, host, port) -> None:
 def up(config_path, overrides, model, loras, no_ui) -> None:
     """Start vLLM, the storefront service and the web page together; Ctrl-C stops all of them."""
     from shoptune.core.process import ChildProcess, completion_ok, http_ok, shoptune_argv
-    from shoptune.serve.supervisor import ProcessGroup, Service
+    from shoptune.serve.supervisor import APP_STARTUP_S, ProcessGroup, Service
 
     config = load_cli_config(config_path, overrides)
     serve = config.serve
@@ -215,7 +215,7 @@ def up(config_path, overrides, model, loras, no_ui) -> None:
         Service(
             ChildProcess("storefront", app_argv, logs / "up-app.log"),
             http_ok(f"http://{serve.host}:{serve.app_port}/healthz"),
-            serve.startup_timeout_s,
+            APP_STARTUP_S,
             f"storefront ready on http://{serve.host}:{serve.app_port}",
         ),
     ]
@@ -224,7 +224,7 @@ def up(config_path, overrides, model, loras, no_ui) -> None:
             Service(
                 ChildProcess("web page", shoptune_argv("serve", "ui", *common), logs / "up-ui.log"),
                 http_ok(f"http://{serve.host}:{serve.ui_port}/"),
-                serve.startup_timeout_s,
+                APP_STARTUP_S,
                 f"web page on http://{serve.host}:{serve.ui_port}",
             )
         )

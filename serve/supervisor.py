@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 from shoptune.core.process import ChildProcess, Probe
 
+APP_STARTUP_S = 120.0
+"""How long the storefront or the web page may take to answer (no model to load: imports only)."""
+
 
 @dataclass(frozen=True)
 class Service:
