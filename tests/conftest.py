@@ -187,8 +187,8 @@ def demo_in_background(
         yield None
         return
     out = tmp_path_factory.mktemp("demo") / "quick"
-    argv = ["nice", "-n", "19", str(SHOPTUNE_BIN), "demo", "--quick", "--out", str(out)]
-    child = ChildProcess("shoptune demo --quick", argv, out.parent / "demo.log", cwd=REPO_ROOT).start()
+    argv = [str(SHOPTUNE_BIN), "demo", "--quick", "--out", str(out)]
+    child = ChildProcess("shoptune demo --quick", argv, out.parent / "demo.log", cwd=REPO_ROOT, niceness=19).start()
     try:
         yield BackgroundDemo(out, child)
     finally:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from shoptune.core.atomic import atomic_directory, atomic_write_json, atomic_write_text
+from shoptune.core.process import ChildProcess
 from shoptune.core.provenance import git_commit, provenance
 
 
@@ -57,3 +60,35 @@ def test_git_commit_dirty_unless_only_ignored_paths_changed(tmp_path: Path) -> N
     assert git_commit(ignore=("results",), repo=tmp_path)["dirty"] is False
     (tmp_path / "train.py").write_text("x = 2\n")
     assert git_commit(ignore=("results",), repo=tmp_path)["dirty"] is True
+
+
+AUTOGROUPS_FILE = Path("/proc/sys/kernel/sched_autogroup_enabled")
+AUTOGROUPS = AUTOGROUPS_FILE.is_file() and AUTOGROUPS_FILE.read_text().strip() == "1"
+GRANDCHILD = """
+import os, sys, time
+from pathlib import Path
+from shoptune.core.process import ChildProcess
+os.nice(3)
+child = ChildProcess("sleeper", [sys.executable, "-c", "import time; time.sleep(30)"], Path(sys.argv[1])).start()
+group = Path(f"/proc/{child.pid}/autogroup")
+print(os.getpriority(os.PRIO_PROCESS, child.pid), group.read_text().split()[-1] if group.exists() else "-")
+child.stop()
+"""
+
+
+def _autogroup_niceness(pid: int) -> str:
+    return Path(f"/proc/{pid}/autogroup").read_text().split()[-1]
+
+
+def test_a_child_runs_at_the_niceness_asked_for_and_so_does_its_session(tmp_path: Path) -> None:
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+    with ChildProcess("sleeper", sleeper, tmp_path / "sleeper.log", niceness=7).start() as child:
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == 7
+        if AUTOGROUPS:  # a new session's CPU group, else at niceness 0
+            assert _autogroup_niceness(child.pid) == "7"
+    # by default a child takes its parent's niceness, its session group included
+    done = subprocess.run(
+        [sys.executable, "-c", GRANDCHILD, str(tmp_path / "grandchild.log")], capture_output=True, text=True, check=True
+    )
+    own, group = done.stdout.split()
+    assert own == "3" and group == ("3" if AUTOGROUPS else "-")

@@ -3,7 +3,8 @@
 Every such child runs in its own process group (so stopping it stops what it spawned, as vLLM's
 engine core), writes its output to a log file (so a failure can quote the log's tail), counts
 as ready only when a probe says so (a process can be alive and still unable to serve), and is
-stopped with SIGTERM to the group, then SIGKILL for what is left after a grace period.
+stopped with SIGTERM to the group, then SIGKILL for what is left after a grace period. A child
+runs at its parent's CPU priority (`nice shoptune demo` lowers the servers the demo starts too).
 """
 
 from __future__ import annotations
@@ -61,15 +62,31 @@ def completion_ok(base_url: str, model: str, timeout_s: float = 30.0) -> Probe:
     return check
 
 
+def lower_priority(pid: int, niceness: int) -> None:
+    """Run process `pid` (just started in a session of its own) at `niceness`, and its session's
+    scheduling group too. Where Linux groups processes by session for the CPU (autogroups, on by
+    default in many kernels) a new session gets its own group at niceness 0, which shares the CPU
+    equally with every other group whatever its processes' own niceness: without this a lowered
+    priority would not reach a child. Nothing to do at niceness 0 or below."""
+    if niceness <= 0:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.setpriority(os.PRIO_PROCESS, pid, niceness)
+    with contextlib.suppress(OSError):  # no autogroups (or not Linux): the process's niceness is enough
+        Path(f"/proc/{pid}/autogroup").write_text(f"{niceness}\n")
+
+
 @dataclass
 class ChildProcess:
-    """One child: `start()`, `wait_ready(probe, timeout_s)`, `stop()`; a context manager that stops it."""
+    """One child: `start()`, `wait_ready(probe, timeout_s)`, `stop()`; a context manager that stops it.
+    `niceness`: its CPU priority (default: this process's)."""
 
     name: str
     argv: list[str]
     log_path: Path
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
+    niceness: int | None = None
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self) -> ChildProcess:
@@ -84,6 +101,7 @@ class ChildProcess:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        lower_priority(self.process.pid, os.nice(0) if self.niceness is None else self.niceness)
         return self
 
     @property
