@@ -39,11 +39,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         named = {value for value in callspec.params.values() if isinstance(value, str)} if callspec else set()
         if MODEL_FIXTURES & (set(getattr(item, "fixturenames", ())) | named):  # named: getfixturevalue(param)
             item.add_marker(pytest.mark.slow)
-    items.sort(key=reads_the_quick_demo)  # stable: every other test keeps its place
-
-
-def reads_the_quick_demo(item: pytest.Item) -> bool:
-    return "quick_demo" in getattr(item, "fixturenames", ())
+    # a stable sort: the other tests keep their order
+    items.sort(key=lambda item: "quick_demo" in getattr(item, "fixturenames", ()))
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +84,8 @@ class SharedVllm:
     """The one vLLM server the serving tests share: tiny-qwen2.5 as "shop" with `tiny_adapter` as
     "shop-lora", on the tiny-qwen config's serve settings but in fp32 (`DTYPE`), so that `eval
     parity --endpoint` can hold it to transformers in fp32 (on a 2-layer model fp32 costs nothing).
-    A test that kills it on purpose calls `restart()`, which brings up the same server on the same port."""
+    Constructing it starts the server; `ready()` waits for it. A test that kills it on purpose calls
+    `restart()`, which brings up the same server on the same port."""
 
     DTYPE = "float32"
 
@@ -98,9 +96,9 @@ class SharedVllm:
         self.model_dir, self.adapter, self.logs = model_dir, adapter, logs
         self.serve = load_config(REPO_ROOT / "configs" / "tiny-qwen.yaml").serve.replace(dtype=self.DTYPE)
         self.port, self.starts = free_port(), 0
-        self.server = self.start()
+        self.server = self.launch()
 
-    def start(self):
+    def launch(self):
         from shoptune.serve.vllm_server import VllmServer, parse_lora
 
         self.starts += 1
@@ -112,24 +110,36 @@ class SharedVllm:
             loras=[parse_lora(f"shop-lora={self.adapter}")],
             log_path=self.logs / f"vllm-{self.starts}.log",
         )
-        server.start()
+        return server.start()
+
+    def ready(self) -> SharedVllm:
         try:
-            server.wait_ready(timeout_s=600)
+            self.server.wait_ready(timeout_s=600)
         except BaseException:
-            server.stop()
+            self.server.stop()
             raise
-        return server
+        return self
 
     def restart(self):
         self.server.stop()
-        self.server = self.start()
-        return self.server
+        self.server = self.launch()
+        return self.ready().server
 
 
-@pytest.fixture(scope="session")
-def tiny_vllm(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path, tiny_adapter: Path):
-    """The shared server (see `SharedVllm`), stopped at the end of the session, its whole process group gone."""
-    shared = SharedVllm(tiny_qwen_dir, tiny_adapter, tmp_path_factory.mktemp("vllm-logs"))
+def selected_tests_use(request: pytest.FixtureRequest, fixture: str) -> bool:
+    return any(fixture in getattr(item, "fixturenames", ()) for item in request.session.items)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def vllm_in_background(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """When a selected test uses the shared server (`tiny_vllm`), start it with the session's first
+    test: its ~30 s start-up (mostly imports, on one core) then runs beside the fast tests instead of
+    holding up the first test that needs it. Stopped at the end of the session, whole process group."""
+    if not selected_tests_use(request, "tiny_vllm"):
+        yield None
+        return
+    model_dir, adapter = request.getfixturevalue("tiny_qwen_dir"), request.getfixturevalue("tiny_adapter")
+    shared = SharedVllm(model_dir, adapter, tmp_path_factory.mktemp("vllm-logs"))
     try:
         yield shared
     finally:
@@ -138,6 +148,13 @@ def tiny_vllm(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path, tin
         assert shared.server.process.poll() is not None
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+@pytest.fixture(scope="session")
+def tiny_vllm(vllm_in_background: SharedVllm | None) -> SharedVllm:
+    """The shared server (see `SharedVllm`), once it answers."""
+    assert vllm_in_background is not None
+    return vllm_in_background.ready()
 
 
 def start_storefront(
@@ -183,7 +200,7 @@ def demo_in_background(
     suite leaves about a third of its CPU idle (servers start on one core, tests wait on them), which
     the demo takes without slowing them, and it has the machine to itself once they are done. Its
     readers run last (`pytest_collection_modifyitems`). Stopped, whole process group, at the end."""
-    if not any(reads_the_quick_demo(item) for item in request.session.items):
+    if not selected_tests_use(request, "quick_demo"):
         yield None
         return
     out = tmp_path_factory.mktemp("demo") / "quick"
