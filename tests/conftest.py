@@ -26,21 +26,29 @@ from shoptune.models import prepare_model
 SHOPTUNE_BIN = Path(sys.executable).with_name("shoptune")
 
 
-MODEL_FIXTURES = {"tiny_qwen_dir", "smollm2_dir", "tiny_data", "quick_demo"}
+MODEL_FIXTURES = {"tiny_qwen_dir", "smollm2_dir", "tiny_data"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test that needs a prepared model, directly, through any fixture it uses, or by a fixture name
     it is parametrized with, is `slow`: it loads weights, trains or serves. `pytest -m "not slow"` is
-    the fast tier. The tests that read the quick demo run last, while it runs in the background
-    (`demo_in_background`)."""
+    the fast tier."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         named = {value for value in callspec.params.values() if isinstance(value, str)} if callspec else set()
         if MODEL_FIXTURES & (set(getattr(item, "fixturenames", ())) | named):  # named: getfixturevalue(param)
             item.add_marker(pytest.mark.slow)
-    # a stable sort: the other tests keep their order
-    items.sort(key=lambda item: "quick_demo" in getattr(item, "fixturenames", ()))
+
+
+@pytest.fixture(autouse=True)
+def example_shop() -> Iterator[None]:
+    """Each test starts and ends on the example shop: a command run in process with another
+    `shop.dir` selects that shop for the process (`resources.use_shop`), and must not leak."""
+    from shoptune.shop import resources
+
+    resources.use_shop(None)
+    yield
+    resources.use_shop(None)
 
 
 @pytest.fixture(scope="session")
@@ -181,48 +189,6 @@ def start_storefront(
     app = ChildProcess("the storefront", argv, folder / "app.log", env=env, cwd=REPO_ROOT).start()
     app.wait_ready(http_ok(f"http://127.0.0.1:{port}/healthz"), 120)
     return app
-
-
-@dataclass(frozen=True)
-class BackgroundDemo:
-    """`shoptune demo --quick` writing into `out`, started by `demo_in_background`."""
-
-    out: Path
-    child: ChildProcess
-
-
-@pytest.fixture(scope="session", autouse=True)
-def demo_in_background(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BackgroundDemo | None]:
-    """When a selected test reads the quick demo, start it with the first test of the session, at the
-    lowest CPU priority (nice 19). The demo keeps both cores busy for ~5 minutes; the rest of the
-    suite leaves about a third of its CPU idle (servers start on one core, tests wait on them), which
-    the demo takes without slowing them, and it has the machine to itself once they are done. Its
-    readers run last (`pytest_collection_modifyitems`). Stopped, whole process group, at the end."""
-    if not selected_tests_use(request, "quick_demo"):
-        yield None
-        return
-    out = tmp_path_factory.mktemp("demo") / "quick"
-    argv = [str(SHOPTUNE_BIN), "demo", "--quick", "--out", str(out)]
-    child = ChildProcess("shoptune demo --quick", argv, out.parent / "demo.log", cwd=REPO_ROOT, niceness=19).start()
-    try:
-        yield BackgroundDemo(out, child)
-    finally:
-        child.stop()
-
-
-@pytest.fixture(scope="session")
-def quick_demo(demo_in_background: BackgroundDemo | None) -> tuple[Path, str]:
-    """The quick demo's folder and its log (stdout and stderr), once it has finished successfully."""
-    assert demo_in_background is not None
-    child = demo_in_background.child
-    assert child.process is not None
-    # A hang guard, not a speed test: on a 2-core AVX2 CPU (fp32 only) the quick demo passes 25 minutes.
-    child.process.wait(timeout=3600)
-    log = child.log_path.read_text(encoding="utf-8")
-    assert child.returncode == 0, log[-4000:]
-    return demo_in_background.out, log
 
 
 @dataclass(frozen=True)

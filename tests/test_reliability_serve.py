@@ -142,7 +142,7 @@ def test_fuzzing_from_the_openapi_schema_finds_no_server_error(stack: dict, tmp_
         [
             str(Path(sys.executable).with_name("schemathesis")), "run", str(schema_file), "--url", url,
             "--header", f"Authorization: Bearer {API_KEY}", "--checks", "not_a_server_error",
-            "--max-examples", "15", "--seed", "20261125", "--workers", "2", "--phases", "examples,coverage,fuzzing",
+            "--max-examples", "15", "--seed", "20261125", "--workers", "1", "--phases", "examples,coverage,fuzzing",
             "--generation-database", "none", "--no-shrink", "--request-timeout", "120",
             "--report", "ndjson", "--report-ndjson-path", str(report), "--no-color",
         ],
@@ -152,6 +152,8 @@ def test_fuzzing_from_the_openapi_schema_finds_no_server_error(stack: dict, tmp_
         timeout=900,
         check=False,
     )  # fmt: skip
+    # one worker: schemathesis's threads compiling at once hit a CPython 3.11 race in its AST
+    # validator ("AST constructor recursion depth mismatch"), a SystemError that fails the run
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     statuses: dict[int, int] = {}
     for line in report.read_text(encoding="utf-8").splitlines():
