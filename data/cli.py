@@ -78,19 +78,28 @@ def build(config_path: Path | None, overrides: tuple[str, ...], out_dir: Path | 
 @data_group.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @config_option
+@set_option
 @click.option("--model", default=None, help="Also check token lengths after this model's chat template.")
 @click.option("--max-tokens", type=click.IntRange(1), default=None, help="Token limit (default: data.max_tokens).")
-def check(files: tuple[Path, ...], config_path: Path | None, model: str | None, max_tokens: int | None) -> None:
-    """Validate JSONL files record by record: one `FILE:LINE: message` per problem; exit 1 if any."""
+def check(
+    files: tuple[Path, ...],
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+    model: str | None,
+    max_tokens: int | None,
+) -> None:
+    """Validate JSONL files record by record: one `FILE:LINE: message` per problem; exit 1 if any.
+    Extraction records are checked against the config's shop's schemas (`shop.dir`)."""
     from shoptune.shop import resources
     from shoptune.shop.check import CheckSummary, check_file
     from shoptune.shop.records import RecordValidator
     from shoptune.shop.render import render_record
 
+    config = load_cli_config(config_path, overrides)
     count_tokens = None
     if model is not None:
         tokenizer = _tokenizer(model)
-        max_tokens = max_tokens or load_cli_config(config_path, ()).data.max_tokens
+        max_tokens = max_tokens or config.data.max_tokens
 
         def count_tokens(messages):
             return len(render_record(tokenizer, messages).input_ids)

@@ -5,6 +5,7 @@
 Endpoints (all but /healthz need the API key, as `Authorization: Bearer KEY` or `X-API-Key: KEY`):
   POST /v1/chat {session_id, message}  multi-turn, history per session, catalogue + policy grounding
   POST /v1/extract {text, schema}      a JSON object valid against the schema, or an error, never invalid JSON
+  GET  /v1/schemas                     the shop's extraction schemas (what /v1/extract accepts)
   POST /v1/recommend {query}           matching in-stock products and a grounded answer
   GET  /healthz                        liveness (no key)
   GET  /metrics                        Prometheus: requests, latency, tokens, errors by endpoint
@@ -19,7 +20,7 @@ import logging
 import re
 import time
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import openai
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -57,7 +58,9 @@ class ChatRequest(BaseModel):
 
 class ExtractRequest(BaseModel):
     text: Text
-    schema_name: Literal["product_query", "order_request"] = Field(alias="schema")
+    schema_name: str = Field(
+        alias="schema", min_length=1, max_length=128, description="One of the shop's schemas (GET /v1/schemas)."
+    )
 
     model_config = {"populate_by_name": True}
 
@@ -185,6 +188,23 @@ class ExtractResponse(BaseModel):
     schema_name: str = Field(serialization_alias="schema")
     data: dict[str, Any] = Field(description="An object valid against the schema.")
     request_id: str
+
+
+class SchemaInfo(BaseModel):
+    name: str = Field(description="What /v1/extract takes as `schema`.")
+    description: str
+    fields: dict[str, str] = Field(description="Each field of the object and its description.")
+    json_schema: dict[str, Any] = Field(description="The JSON Schema (draft 2020-12) the answer is valid against.")
+
+
+class SchemasResponse(BaseModel):
+    schemas: list[SchemaInfo]
+    request_id: str
+
+
+def schema_info(name: str, schema: dict[str, Any]) -> SchemaInfo:
+    fields = {key: str(spec.get("description", "")) for key, spec in schema["properties"].items()}
+    return SchemaInfo(name=name, description=str(schema.get("description", "")), fields=fields, json_schema=schema)
 
 
 class RecommendResponse(BaseModel):
@@ -316,8 +336,17 @@ def shopper_router(storefront: Storefront, metrics: Metrics) -> APIRouter:
             session_id=session_id, turns=storefront.store.history(session_id), request_id=request.state.request_id
         )
 
+    @router.get("/schemas")
+    def schemas(request: Request) -> SchemasResponse:
+        """The shop's extraction schemas: the names /v1/extract accepts, their fields and JSON Schemas."""
+        listed = [schema_info(name, schema) for name, schema in storefront.schemas.items()]
+        return SchemasResponse(schemas=listed, request_id=request.state.request_id)
+
     @router.post("/extract")
     def extract(body: ExtractRequest, request: Request) -> ExtractResponse:
+        if body.schema_name not in storefront.schemas:
+            known = ", ".join(storefront.schemas)
+            return _error(422, f"unknown schema {body.schema_name!r}; known: {known}", request.state.request_id)
         value = storefront.extract(body.text, body.schema_name)
         _log_masked({"request_id": request.state.request_id, "text": body.text, "result": value})
         return ExtractResponse(schema_name=body.schema_name, data=value, request_id=request.state.request_id)

@@ -23,11 +23,12 @@ class Extractor:
     def __init__(self, llm: Any, model_name: str, extraction_prompt: str, *, max_tokens: int, retries: int) -> None:
         self.llm, self.model_name, self.extraction_prompt = llm, model_name, extraction_prompt
         self.max_tokens, self.retries = max_tokens, retries
-        self.validators = {name: Draft202012Validator(s) for name, s in resources.schemas().items()}
+        self.schemas = resources.schemas()
+        self.validators = {name: Draft202012Validator(schema) for name, schema in self.schemas.items()}
 
     def extract(self, text: str, schema_name: str) -> dict[str, Any]:
         """A JSON object valid against `schema_name`; `ModelOutputInvalid` after `1 + retries` tries."""
-        schema = resources.schemas()[schema_name]
+        schema = self.schemas[schema_name]
         messages = [
             {"role": "system", "content": extraction_system_prompt(schema_name, schema, self.extraction_prompt)},
             {"role": "user", "content": text},

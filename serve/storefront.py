@@ -86,6 +86,11 @@ class Storefront:
         self.reply = reply_request(serve)
         """Sampling arguments of every chat and recommendation reply (the storefront's settings)."""
 
+    @property
+    def schemas(self) -> dict[str, dict[str, Any]]:
+        """The shop's extraction schemas by name: what `extract` accepts."""
+        return self.extractor.schemas
+
     def extract(self, text: str, schema_name: str) -> dict[str, Any]:
         """A JSON object valid against `schema_name`, via guided decoding; validated before returning."""
         return self.extractor.extract(text, schema_name)

@@ -4,6 +4,7 @@ the routing and retry logic in milliseconds, beside the real-vLLM tests of the s
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from shoptune.eval.backends import EndpointBackend
 from shoptune.serve.app import create_app
 from shoptune.serve.sessions import SqliteSessionStore
 from shoptune.serve.storefront import Storefront, StorefrontSettings
+from shoptune.shop import resources
 
 KEY = {"X-API-Key": "secret"}
 PHONE = {"product": "手机", "price_range": [None, 3000], "color": "黑色", "size": None}
@@ -139,3 +141,41 @@ def test_the_endpoint_backend_names_what_failed(failure, error: type[Exception])
     )  # fmt: skip
     with pytest.raises(error, match="endpoint"):
         backend.generate([{"id": "r1", "task": "chat", "messages": [{"role": "user", "content": "hi"}, {}]}])
+
+
+WARRANTY_CLAIM = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "description": "A shopper's warranty claim for a device.",
+    "type": "object",
+    "properties": {
+        "serial_number": {"type": ["string", "null"], "description": "The device's serial number as written."},
+        "fault": {"enum": ["screen", "battery", "other", None], "description": "What is broken."},
+    },
+    "required": ["serial_number", "fault"],
+    "additionalProperties": False,
+}
+
+
+def test_any_schema_of_the_shop_is_listed_and_extracted_and_an_unknown_one_is_a_422(tmp_path: Path) -> None:
+    shop = tmp_path / "shop"
+    shutil.copytree(resources.active().root, shop)
+    (shop / "schemas" / "warranty_claim.schema.json").write_text(json.dumps(WARRANTY_CLAIM), encoding="utf-8")
+    resources.use_shop(shop)
+    claim = {"serial_number": "SN-7781", "fault": "battery"}
+    storefront, llm = _storefront(tmp_path, lambda _: json.dumps(claim))
+    client = _client(storefront)
+
+    listed = client.get("/v1/schemas", headers=KEY).json()["schemas"]
+    assert [s["name"] for s in listed] == ["order_request", "product_query", "warranty_claim"]
+    assert listed[2]["fields"] == {key: spec["description"] for key, spec in WARRANTY_CLAIM["properties"].items()}
+    assert listed[2]["json_schema"] == WARRANTY_CLAIM
+
+    done = client.post("/v1/extract", json={"text": "SN-7781 的电池坏了", "schema": "warranty_claim"}, headers=KEY)
+    assert done.status_code == 200 and done.json()["data"] == claim, done.text
+    assert llm.requests[-1]["response_format"]["json_schema"]["schema"] == WARRANTY_CLAIM  # guided by it
+
+    unknown = client.post("/v1/extract", json={"text": "hi", "schema": "invoice"}, headers=KEY)
+    assert unknown.status_code == 422
+    assert unknown.json()["error"] == "unknown schema 'invoice'; known: order_request, product_query, warranty_claim"
+    assert len(llm.requests) == 1  # an unknown schema never reaches the model
+    assert client.get("/v1/schemas").status_code == 401

@@ -36,6 +36,7 @@ COMMANDS = {
     "demo": "shoptune.demo.cli:demo",
     "chat": "shoptune.cli.chat_cmd:chat",
     "config": "shoptune.cli.config_cmd:config_group",
+    "shop": "shoptune.cli.shop_cmd:shop_group",
 }
 """Each command and the module that defines it. Imported by name when used, so the entry point
 depends on no stage at import time (the layer contract in pyproject.toml holds) and `shoptune

@@ -10,6 +10,7 @@ import click
 
 from shoptune.config import ShoptuneConfig, load_config
 from shoptune.core.paths import DEFAULT_CONFIG
+from shoptune.shop import resources
 
 F = Callable[..., Any]
 
@@ -37,7 +38,8 @@ def config_option(func: F) -> F:
 def load_cli_config(
     config_path: Path | None, overrides: tuple[str, ...], *, check_model: bool = False
 ) -> ShoptuneConfig:
-    """Load the given config (or the embedded default) with overrides; raises ConfigError listing all problems.
+    """Load the given config (or the embedded default) with overrides, and select its shop for this
+    process (`shop.dir`); raises ConfigError listing all problems.
 
     `check_model` adds the checks against the model's directory and context length, for
     commands that are about to load it (train, demo), so that those are listed together
@@ -48,4 +50,9 @@ def load_cli_config(
         from shoptune.models.preflight import model_problems
 
         checks = (model_problems,)
-    return load_config(config_path if config_path is not None else DEFAULT_CONFIG, overrides, checks=checks)
+    config = load_config(config_path if config_path is not None else DEFAULT_CONFIG, overrides, checks=checks)
+    shop = resources.use_shop(config.shop.dir)
+    if config.shop.dir is None:
+        return config
+    # absolute from here on: a resolved config handed to a child in another directory names the same shop
+    return config.replace(shop=config.shop.replace(dir=str(shop.root)))

@@ -407,13 +407,24 @@ class DemoConfig(ConfigSection):
     quick run also checks that the structured comparison still covers all of them."""
 
 
+class ShopConfig(ConfigSection):
+    """The shop every stage works on: a folder with its catalogue, extraction schemas
+    (`schemas/<name>.schema.json`, any number), policy, style guide and phrasing templates.
+    `shoptune shop init DIR` scaffolds one; `shoptune shop check DIR` validates it."""
+
+    dir: NonBlank | None = None
+    """The shop's folder (relative paths from the working directory). Unset: the example shop that
+    comes with shoptune (`datasets/` in a checkout)."""
+
+
 class ShoptuneConfig(ConfigSection):
-    """A whole workbench configuration: one model, and a section per stage."""
+    """A whole workbench configuration: one model, the shop, and a section per stage."""
 
     name: RunName = "default"
     """Names the run folder (`runs/<name>`) and appears in every report."""
 
     model: ModelConfig = Field(default_factory=ModelConfig)
+    shop: ShopConfig = Field(default_factory=ShopConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)

@@ -1,24 +1,30 @@
-"""Typed access to the shop's data in `datasets/`: catalogue, schemas, style guide, policy, templates.
+"""Typed access to a shop's folder: catalogue, extraction schemas, style guide, policy, templates.
 
-The files are data a shop edits; this module is the one place that reads them, so every
-consumer (generator, checker, eval metrics, storefront) sees the same catalogue and policy.
+A shop is a folder (the config's `shop.dir`; unset, the example shop in the checkout's `datasets/`).
+The files are data a shop edits; this module is the one place that reads them, so every consumer
+(generator, checker, eval metrics, storefront) sees the same catalogue, schemas and policy. A
+process works on one shop at a time: `use_shop()` selects it where a config enters the process
+(the CLI, the storefront app), and the readers below (`catalogue()`, `schemas()`, ...) read it.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
 from shoptune.core.errors import BadInputError
 from shoptune.core.hashing import sha256_file
 from shoptune.core.paths import DATASETS_DIR
 
-SCHEMA_NAMES = ("product_query", "order_request")
+SCHEMA_SUFFIX = ".schema.json"
 
 
 @dataclass(frozen=True)
@@ -86,100 +92,174 @@ def _read_yaml(path: Path) -> Any:
         raise BadInputError(f"{path}: cannot read shop data: {exc}") from exc
 
 
-@functools.cache
-def catalogue(root: Path = DATASETS_DIR) -> tuple[Product, ...]:
-    path = root / "catalogue" / "products.jsonl"
+def _product(raw: dict[str, Any]) -> Product:
+    return Product(
+        sku=raw["sku"],
+        category=raw["category"],
+        brand_zh=raw["brand_zh"],
+        brand_en=raw["brand_en"],
+        noun_zh=raw["noun_zh"],
+        noun_en=raw["noun_en"],
+        name_zh=raw["name_zh"],
+        name_en=raw["name_en"],
+        price=float(raw["price"]),
+        colors=tuple(Colour(c["zh"], c["en"]) for c in raw["colors"]),
+        sizes=tuple(raw["sizes"]),
+        stock=int(raw["stock"]),
+        specs=dict(raw.get("specs", {})),
+    )
+
+
+def read_catalogue(path: Path) -> tuple[Product, ...]:
     products = []
     for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
-            products.append(
-                Product(
-                    sku=raw["sku"],
-                    category=raw["category"],
-                    brand_zh=raw["brand_zh"],
-                    brand_en=raw["brand_en"],
-                    noun_zh=raw["noun_zh"],
-                    noun_en=raw["noun_en"],
-                    name_zh=raw["name_zh"],
-                    name_en=raw["name_en"],
-                    price=float(raw["price"]),
-                    colors=tuple(Colour(c["zh"], c["en"]) for c in raw["colors"]),
-                    sizes=tuple(raw["sizes"]),
-                    stock=int(raw["stock"]),
-                    specs=dict(raw.get("specs", {})),
-                )
-            )
+            products.append(_product(json.loads(line)))
         except (ValueError, KeyError, TypeError) as exc:
             raise BadInputError(f"{path}:{line_number}: bad product record: {exc!r}") from exc
     return tuple(products)
 
 
-@functools.cache
-def products_by_sku(root: Path = DATASETS_DIR) -> dict[str, Product]:
-    return {product.sku: product for product in catalogue(root)}
+def read_schema(path: Path) -> dict[str, Any]:
+    """One extraction schema: a JSON Schema (draft 2020-12) of an object, or `BadInputError` naming the file."""
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"{path}: cannot read schema: {exc}") from exc
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(part) for part in exc.absolute_path) or "(top level)"
+        raise BadInputError(f"{path}: not a valid JSON Schema at {where}: {exc.message}") from exc
+    if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
+        raise BadInputError(f'{path}: an extraction schema must be "type": "object" with "properties"')
+    return schema
 
 
-@functools.cache
-def schemas(root: Path = DATASETS_DIR) -> dict[str, dict[str, Any]]:
-    """The extraction JSON Schemas by name (`product_query`, `order_request`)."""
-    loaded = {}
-    for name in SCHEMA_NAMES:
-        path = root / "schemas" / f"{name}.schema.json"
-        try:
-            loaded[name] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise BadInputError(f"{path}: cannot read schema: {exc}") from exc
-    return loaded
+def schema_name(path: Path) -> str:
+    """`schemas/warranty_claim.schema.json` -> `warranty_claim`."""
+    return path.name.removesuffix(SCHEMA_SUFFIX)
 
 
-@functools.cache
-def policy(root: Path = DATASETS_DIR) -> tuple[PolicyTopic, ...]:
-    raw = _read_yaml(root / "policy" / "store_policy.yaml")
-    return tuple(
-        PolicyTopic(
-            id=topic["id"],
-            title=topic["title"],
-            facts=dict(topic.get("facts") or {}),
-            text=topic["text"],
-            questions=topic["questions"],
-            answer=topic["answer"],
+@dataclass(frozen=True)
+class Shop:
+    """One shop's folder, each file read once on first use."""
+
+    root: Path
+    _templates: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @cached_property
+    def catalogue(self) -> tuple[Product, ...]:
+        return read_catalogue(self.root / "catalogue" / "products.jsonl")
+
+    @cached_property
+    def products_by_sku(self) -> dict[str, Product]:
+        return {product.sku: product for product in self.catalogue}
+
+    @cached_property
+    def schemas(self) -> dict[str, dict[str, Any]]:
+        """The extraction schemas by name: every `schemas/<name>.schema.json`, in name order."""
+        folder = self.root / "schemas"
+        paths = sorted(folder.glob(f"*{SCHEMA_SUFFIX}"))
+        if not paths:
+            raise BadInputError(f"{folder}: no extraction schema (*{SCHEMA_SUFFIX})")
+        return {schema_name(path): read_schema(path) for path in paths}
+
+    @cached_property
+    def policy(self) -> tuple[PolicyTopic, ...]:
+        raw = _read_yaml(self.root / "policy" / "store_policy.yaml")
+        return tuple(
+            PolicyTopic(
+                id=topic["id"],
+                title=topic["title"],
+                facts=dict(topic.get("facts") or {}),
+                text=topic["text"],
+                questions=topic["questions"],
+                answer=topic["answer"],
+            )
+            for topic in raw["topics"]
         )
-        for topic in raw["topics"]
-    )
+
+    @cached_property
+    def style_guide(self) -> StyleGuide:
+        raw = _read_yaml(self.root / "brand" / "style_guide.yaml")
+        address = raw["address_form"]
+        return StyleGuide(
+            shop_name=raw["shop_name"],
+            opener={lang: address[lang]["opener"] for lang in address},
+            pronoun={lang: address[lang]["pronoun"] for lang in address},
+            forbidden_pronoun={lang: address[lang]["forbidden_pronoun"] for lang in address},
+            greeting=raw["greeting"],
+            sign_off=raw["sign_off"],
+            banned_phrases=raw["banned_phrases"],
+            emoji_max=int(raw["emoji"]["max_per_reply"]),
+            emoji_allowed=tuple(raw["emoji"]["allowed"]),
+            max_zh_chars=int(raw["max_length"]["zh_chars"]),
+            max_en_words=int(raw["max_length"]["en_words"]),
+        )
+
+    def templates(self, name: str) -> Any:
+        """A template file from `templates/` (product_query, order_request, faq, chat, ...)."""
+        if name not in self._templates:
+            self._templates[name] = _read_yaml(self.root / "templates" / f"{name}.yaml")
+        return self._templates[name]
+
+    def source_files(self) -> list[Path]:
+        """Every data file of the shop (their hashes go into the build manifest)."""
+        return sorted(p for p in self.root.rglob("*") if p.is_file() and p.suffix in {".jsonl", ".json", ".yaml"})
+
+    def source_hashes(self) -> dict[str, str]:
+        return {path.relative_to(self.root).as_posix(): sha256_file(path) for path in self.source_files()}
 
 
 @functools.cache
-def style_guide(root: Path = DATASETS_DIR) -> StyleGuide:
-    raw = _read_yaml(root / "brand" / "style_guide.yaml")
-    address = raw["address_form"]
-    return StyleGuide(
-        shop_name=raw["shop_name"],
-        opener={lang: address[lang]["opener"] for lang in address},
-        pronoun={lang: address[lang]["pronoun"] for lang in address},
-        forbidden_pronoun={lang: address[lang]["forbidden_pronoun"] for lang in address},
-        greeting=raw["greeting"],
-        sign_off=raw["sign_off"],
-        banned_phrases=raw["banned_phrases"],
-        emoji_max=int(raw["emoji"]["max_per_reply"]),
-        emoji_allowed=tuple(raw["emoji"]["allowed"]),
-        max_zh_chars=int(raw["max_length"]["zh_chars"]),
-        max_en_words=int(raw["max_length"]["en_words"]),
-    )
+def open_shop(root: Path) -> Shop:
+    return Shop(root)
 
 
-@functools.cache
-def templates(name: str, root: Path = DATASETS_DIR) -> Any:
-    """A template file from `datasets/templates/` (product_query, order_request, faq, chat, ...)."""
-    return _read_yaml(root / "templates" / f"{name}.yaml")
+_selected: list[Path] = [DATASETS_DIR]
 
 
-def source_files(root: Path = DATASETS_DIR) -> list[Path]:
-    """Every data file the generator reads (their hashes go into the build manifest)."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".jsonl", ".json", ".yaml"})
+def use_shop(folder: str | Path | None) -> Shop:
+    """Make `folder` (None: the example shop) the shop this process reads; the shop, opened."""
+    root = DATASETS_DIR if folder is None else Path(folder).resolve()
+    if not root.is_dir():
+        raise BadInputError(f"shop.dir: {folder}: no such folder")
+    _selected[0] = root
+    return open_shop(root)
 
 
-def source_hashes(root: Path = DATASETS_DIR) -> dict[str, str]:
-    return {path.relative_to(root).as_posix(): sha256_file(path) for path in source_files(root)}
+def active() -> Shop:
+    """The shop this process reads (`use_shop`)."""
+    return open_shop(_selected[0])
+
+
+def catalogue() -> tuple[Product, ...]:
+    return active().catalogue
+
+
+def products_by_sku() -> dict[str, Product]:
+    return active().products_by_sku
+
+
+def schemas() -> dict[str, dict[str, Any]]:
+    """The shop's extraction JSON Schemas by name."""
+    return active().schemas
+
+
+def policy() -> tuple[PolicyTopic, ...]:
+    return active().policy
+
+
+def style_guide() -> StyleGuide:
+    return active().style_guide
+
+
+def templates(name: str) -> Any:
+    return active().templates(name)
+
+
+def source_hashes() -> dict[str, str]:
+    return active().source_hashes()

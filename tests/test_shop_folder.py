@@ -1,0 +1,112 @@
+"""A shop folder: `shoptune shop init` scaffolds one, `shoptune shop check` lists every problem
+of it with file and line, and `shop.dir` makes the stages read it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import invoke_shoptune
+
+from shoptune.shop import resources
+from shoptune.shop.folder import CATALOGUE, POLICY, check_shop
+
+
+def _new_shop(tmp_path: Path) -> Path:
+    folder = tmp_path / "myshop"
+    done = invoke_shoptune("shop", "init", str(folder))
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def test_init_writes_a_shop_that_checks_clean(tmp_path: Path) -> None:
+    folder = _new_shop(tmp_path)
+    assert (folder / "README.md").read_text(encoding="utf-8").startswith("# myshop: a shoptune shop")
+    assert (folder / CATALOGUE).read_bytes() == (resources.active().root / CATALOGUE).read_bytes()
+    assert not (folder / "eval").exists() and not (folder / "security").exists()  # shoptune's own test sets
+    done = invoke_shoptune("shop", "check", str(folder))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "product_query: product, price_range, color, size" in done.stdout
+
+
+def test_init_refuses_a_folder_with_files(tmp_path: Path) -> None:
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine", encoding="utf-8")
+    done = invoke_shoptune("shop", "init", str(folder))
+    assert done.returncode == 2 and "exists and is not empty" in done.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+
+
+def test_check_lists_every_problem_with_file_line_and_field(tmp_path: Path) -> None:
+    folder = _new_shop(tmp_path)
+    catalogue = folder / CATALOGUE
+    lines = catalogue.read_text(encoding="utf-8").splitlines()
+    first, third = json.loads(lines[0]), json.loads(lines[2])
+    third["price"], third["prise"] = "cheap", 3
+    del third["stock"]
+    lines[2], lines[5] = json.dumps(third, ensure_ascii=False), lines[0]
+    catalogue.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "schemas" / "by_three.schema.json").write_text(
+        json.dumps({"type": "object", "properties": {"n": {"type": "number", "multipleOf": 3}}}), encoding="utf-8"
+    )
+    (folder / "schemas" / "typo.schema.json").write_text('{"type": "objekt"}', encoding="utf-8")
+    policy = folder / POLICY
+    policy.write_text(
+        policy.read_text(encoding="utf-8").replace("facts: {return_days: 7,", "facts: {return_days: seven,", 1),
+        encoding="utf-8",
+    )
+
+    done = invoke_shoptune("shop", "check", str(folder))
+    assert done.returncode == 1
+    found = done.stdout.splitlines()
+    assert found == [str(problem) for problem in check_shop(folder)]
+    assert found[:4] == [
+        f"{catalogue}:3: price: Input should be a valid number, unable to parse string as a number",
+        f"{catalogue}:3: stock: Field required",
+        f"{catalogue}:3: prise: Extra inputs are not permitted",
+        f"{catalogue}:6: sku: {first['sku']} is also on line 1",
+    ]
+    assert found[4].startswith(f"{folder / 'schemas' / 'by_three.schema.json'}: xgrammar: uses JSON Schema features")
+    assert found[5].startswith(f"{folder / 'schemas' / 'typo.schema.json'}: not a valid JSON Schema at type:")
+    assert found[6] == f"{policy}:7: topics.0.facts.return_days: Input should be a valid integer"
+    assert len(found) == 7 and "7 problem(s)" in done.stderr
+
+
+def test_a_config_names_the_shop_every_reader_then_reads(tmp_path: Path) -> None:
+    folder = _new_shop(tmp_path)
+    (folder / "schemas" / "warranty_claim.schema.json").write_text(
+        json.dumps({"type": "object", "properties": {"serial_number": {"type": ["string", "null"]}}}),
+        encoding="utf-8",
+    )
+    done = invoke_shoptune("config", "show", "configs/tiny-qwen.yaml", "--set", f"shop.dir={folder}")
+    assert done.returncode == 0, done.stderr
+    assert resources.active().root == folder.resolve()
+    assert list(resources.schemas()) == ["order_request", "product_query", "warranty_claim"]
+    missing = invoke_shoptune("config", "show", "configs/tiny-qwen.yaml", "--set", f"shop.dir={tmp_path / 'nowhere'}")
+    assert missing.returncode == 2 and f"shop.dir: {tmp_path / 'nowhere'}: no such folder" in missing.stderr
+
+
+def test_records_of_a_shop_schema_check_against_that_shop(tmp_path: Path) -> None:
+    folder = _new_shop(tmp_path)
+    (folder / "schemas" / "warranty_claim.schema.json").write_text(
+        json.dumps({"type": "object", "properties": {"serial_number": {"type": ["string", "null"]}}}),
+        encoding="utf-8",
+    )
+    record = {
+        "id": "claim-1",
+        "task": "extract",
+        "lang": "en",
+        "schema": "warranty_claim",
+        "messages": [
+            {"role": "user", "content": "My phone SN-7781 will not charge"},
+            {"role": "assistant", "content": json.dumps({"serial_number": "SN-7781"})},
+        ],
+    }
+    data = tmp_path / "claims.jsonl"
+    data.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    on_that_shop = invoke_shoptune("data", "check", str(data), "--set", f"shop.dir={folder}")
+    assert on_that_shop.returncode == 0, on_that_shop.stdout + on_that_shop.stderr
+    on_the_example_shop = invoke_shoptune("data", "check", str(data))
+    assert on_the_example_shop.returncode == 1
+    assert "schema: unknown schema 'warranty_claim'; known: order_request, product_query" in on_the_example_shop.stdout
