@@ -12,6 +12,8 @@ from shoptune.cli.console import say
 from shoptune.cli.options import config_option, load_cli_config, set_option
 from shoptune.config.schema import TASKS
 from shoptune.core.errors import EXIT_VERDICT_FAILED, BadInputError
+from shoptune.data.importers import FORMATS
+from shoptune.data.labelled import LABELLED_FORMATS
 
 
 def _tokenizer(model: str):
@@ -164,23 +166,63 @@ def show(file: Path, model: str, count: int, record_id: str | None) -> None:
 
 @data_group.command("import")
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", required=True, type=click.Choice(["sharegpt", "alpaca", "openai"]))
+@click.option("--format", "fmt", required=True, type=click.Choice([*FORMATS, *LABELLED_FORMATS]))
 @click.option("--out", "out_file", required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
-    "--task", default="chat", show_default=True, type=click.Choice(TASKS), help="Task of the imported records."
+    "--task", default="chat", show_default=True, type=click.Choice(TASKS), help="Task of chat-format records."
 )
-def import_(source: Path, fmt: str, out_file: Path, task: str) -> None:
-    """Convert ShareGPT, Alpaca or OpenAI-chat files into shoptune records (skips are reported)."""
+@click.option("--schema", "schema_name", default=None, help="labelled/spans: the shop schema the labels follow.")
+@click.option("--text-field", default="text", show_default=True, help="labelled/spans: the column with the text.")
+@click.option("--label-field", default="label", show_default=True, help="labelled: the column with the JSON label.")
+@click.option("--map", "renames", multiple=True, metavar="TYPE=FIELD", help="spans: a span type's schema field.")
+@config_option
+@set_option
+def import_(
+    source: Path,
+    fmt: str,
+    out_file: Path,
+    task: str,
+    schema_name: str | None,
+    text_field: str,
+    label_field: str,
+    renames: tuple[str, ...],
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+) -> None:
+    """Convert ShareGPT, Alpaca or OpenAI-chat files, or labelled extraction data (JSONL/CSV with a
+    JSON label, or typed character spans) into shoptune records; what is skipped is reported."""
     from shoptune.core.atomic import atomic_write_text
     from shoptune.data.build import to_jsonl
     from shoptune.data.importers import import_file
+    from shoptune.data.labelled import import_labelled
 
-    if task == "extract":
-        raise BadInputError("--task extract needs a schema per record; import as another task or write records by hand")
-    result = import_file(source, fmt, task=task, id_prefix=source.stem)
+    config = load_cli_config(config_path, overrides)  # the shop (its schemas) and data.extraction_prompt
+    if fmt in LABELLED_FORMATS:
+        if schema_name is None:
+            raise BadInputError(f"--format {fmt} needs --schema NAME (one of the shop's extraction schemas)")
+        result = import_labelled(
+            source,
+            fmt,
+            schema_name=schema_name,
+            extraction_prompt=config.data.extraction_prompt,
+            text_field=text_field,
+            label_field=label_field,
+            rename=dict(_pair(spec) for spec in renames),
+        )
+    elif task == "extract":
+        raise BadInputError("--task extract needs a schema per record: use --format labelled or spans with --schema")
+    else:
+        result = import_file(source, fmt, task=task, id_prefix=source.stem)
     for line in result.skipped:
         click.echo(line, err=True)
     if not result.records:
         raise BadInputError(f"{source}: nothing could be converted from {fmt}; {out_file} not written")
     atomic_write_text(out_file, to_jsonl(result.records))
     say(f"wrote {len(result.records)} record(s) to {out_file}; skipped {len(result.skipped)}")
+
+
+def _pair(spec: str) -> tuple[str, str]:
+    kind, sep, field = spec.partition("=")
+    if not sep or not kind or not field:
+        raise BadInputError(f"--map expects TYPE=FIELD, got {spec!r}")
+    return kind, field

@@ -100,7 +100,7 @@ def import_file(path: Path, fmt: str, *, task: str, id_prefix: str) -> ImportRes
     """Convert every line of `path`; a JSON array file (common for Alpaca/ShareGPT) is accepted too."""
     validator = RecordValidator(resources.schemas())
     result = ImportResult()
-    for number, source, problem in _sources(path):
+    for number, source, problem in source_rows(path):
         where = f"{path}:{number}" if number else str(path)
         if problem:
             result.skipped.append(f"{where}: {problem}")
@@ -132,7 +132,7 @@ def import_file(path: Path, fmt: str, *, task: str, id_prefix: str) -> ImportRes
     return result
 
 
-def _sources(path: Path):
+def source_rows(path: Path):
     """(line, parsed object, problem) per source record; a whole-file JSON array counts as one list."""
     lines = list(iter_lines(path))
     if lines and lines[0][2] is not None:
