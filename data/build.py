@@ -4,7 +4,8 @@
     shoptune data build --config configs/tiny-qwen.yaml --set data.seed=3 --out /tmp/data
 
 Same config and seed -> byte-identical files. Split hygiene: no user message (normalised)
-appears in two splits, and part of the test split uses templates and SKUs reserved for it.
+appears in two splits, and part of the test split uses templates and SKUs reserved for it. The
+shop's own records (`data.imported`) make up `data.imported_share` of each split (`imported.py`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Any
 from shoptune.config.schema import DataConfig
 from shoptune.core.atomic import atomic_write_json, atomic_write_text
 from shoptune.core.hashing import sha256_bytes
+from shoptune.data.imported import ImportedSplits, deal_imported, user_messages
 from shoptune.data.tasks.chat import chat_record
-from shoptune.data.tasks.context import Redraw, TaskContext, heldout_subset, normalise_message
+from shoptune.data.tasks.context import Redraw, TaskContext, heldout_subset
 from shoptune.data.tasks.extract import extract_record
 from shoptune.data.tasks.faq import faq_record, question_pool
 from shoptune.data.tasks.recommend import recommend_record
@@ -93,10 +95,6 @@ def allocate(total: int, weights: dict[str, float]) -> dict[str, int]:
     return counts
 
 
-def _user_messages(record: dict[str, Any]) -> list[str]:
-    return [normalise_message(m["content"]) for m in record["messages"] if m["role"] == "user"]
-
-
 def generate_split(
     split: str,
     count: int,
@@ -120,7 +118,7 @@ def generate_split(
         problems = validator.problems(record)
         if problems:
             raise AssertionError(f"generator bug, invalid {task} record: {problems}")
-        openings.add(_user_messages(record)[0])
+        openings.add(user_messages(record)[0])
         records.append(record)
     return records
 
@@ -145,7 +143,7 @@ def _draw(
             draft = TASK_BUILDERS[task](ctx)
         except Redraw:
             continue
-        users = _user_messages(draft)
+        users = user_messages(draft)
         if any(user in seen_elsewhere for user in users):
             continue  # would leak a user message across splits
         if users[0] in openings and attempt < MAX_DRAWS // 2:
@@ -170,22 +168,37 @@ def to_jsonl(records: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
 
 
-def build_splits(config: DataConfig, limit: TokenLimit | None = None) -> dict[str, list[dict[str, Any]]]:
+def build_splits(
+    config: DataConfig, limit: TokenLimit | None = None
+) -> tuple[dict[str, list[dict[str, Any]]], ImportedSplits]:
+    """Each split: its share of the shop's imported records, the rest generated; no user message in
+    two splits. Also what was imported (for the manifest)."""
     held = held_out(config)
     validator = RecordValidator(resources.schemas())
+    imported = deal_imported(config, SPLITS, _fits(limit)) if config.imported else ImportedSplits()
     splits: dict[str, list[dict[str, Any]]] = {}
-    seen: dict[str, set[str]] = {}
+    seen: dict[str, set[str]] = {split: imported.texts(split) for split in SPLITS}
     for split in SPLITS:
-        others = set().union(*seen.values()) if seen else set()
-        count = getattr(config, f"{split}_records")
-        splits[split] = generate_split(split, count, config, held, others, validator, limit)
-        seen[split] = {user for record in splits[split] for user in _user_messages(record)}
-    return splits
+        others = set().union(*(texts for other, texts in seen.items() if other != split))
+        own = imported.records.get(split, [])
+        count = getattr(config, f"{split}_records") - len(own)
+        records = [*own, *generate_split(split, count, config, held, others, validator, limit)]
+        if own:
+            random.Random(f"shoptune-mix:{config.seed}:{split}").shuffle(records)
+        splits[split] = records
+        seen[split] = {user for record in records for user in user_messages(record)}
+    return splits, imported
+
+
+def _fits(limit: TokenLimit | None) -> Callable[[list[dict[str, str]]], bool]:
+    if limit is None:
+        return lambda messages: True
+    return lambda messages: limit.count(messages) <= limit.max_tokens
 
 
 def hygiene_report(splits: dict[str, list[dict[str, Any]]], held: HeldOut) -> dict[str, Any]:
     """Measured, not assumed: overlaps between splits and how much of test is held out."""
-    users = {split: {u for r in records for u in _user_messages(r)} for split, records in splits.items()}
+    users = {split: {u for r in records for u in user_messages(r)} for split, records in splits.items()}
     overlaps = {f"{a}/{b}": len(users[a] & users[b]) for i, a in enumerate(SPLITS) for b in SPLITS[i + 1 :]}
     test = splits["test"]
     with_templates = sum(r["meta"]["heldout_templates"] for r in test)
@@ -218,7 +231,7 @@ def split_counts(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def build_dataset(config: DataConfig, out_dir: Path, limit: TokenLimit | None = None) -> dict[str, Any]:
     """Write train/val/test.jsonl and manifest.json into `out_dir`; return the manifest."""
-    splits = build_splits(config, limit)
+    splits, imported = build_splits(config, limit)
     held = held_out(config)
     files: dict[str, Any] = {}
     for split, records in splits.items():
@@ -235,6 +248,7 @@ def build_dataset(config: DataConfig, out_dir: Path, limit: TokenLimit | None = 
         "files": files,
         "counts": {split: split_counts(records) for split, records in splits.items()},
         "split_hygiene": hygiene_report(splits, held),
+        "imported": imported.summary() if config.imported else None,
     }
     atomic_write_json(out_dir / "manifest.json", manifest)
     return manifest

@@ -209,10 +209,15 @@ class DemoRun:
     @property
     def data_hash(self) -> str:
         from shoptune.data.build import GENERATOR_VERSION
+        from shoptune.data.imported import imported_file_hashes
         from shoptune.shop import resources
 
         return content_hash(
-            self.model_hash, self.config.data.model_dump(), resources.source_hashes(), GENERATOR_VERSION
+            self.model_hash,
+            self.config.data.model_dump(),
+            resources.source_hashes(),
+            imported_file_hashes(self.config.data),
+            GENERATOR_VERSION,
         )
 
     @property

@@ -346,7 +346,8 @@ def shopper_router(storefront: Storefront, metrics: Metrics) -> APIRouter:
     def extract(body: ExtractRequest, request: Request) -> ExtractResponse:
         if body.schema_name not in storefront.schemas:
             known = ", ".join(storefront.schemas)
-            return _error(422, f"unknown schema {body.schema_name!r}; known: {known}", request.state.request_id)
+            unknown = f"invalid request: schema: unknown schema {body.schema_name!r}; known: {known}"
+            return _error(422, unknown, request.state.request_id)
         value = storefront.extract(body.text, body.schema_name)
         _log_masked({"request_id": request.state.request_id, "text": body.text, "result": value})
         return ExtractResponse(schema_name=body.schema_name, data=value, request_id=request.state.request_id)

@@ -97,3 +97,107 @@ def test_labelled_import_needs_a_known_schema(tmp_path: Path) -> None:
     )
     assert unknown.returncode == 2 and "unknown schema 'invoice'; known: order_request, product_query" in unknown.stderr
     assert not (tmp_path / "o").exists()
+
+
+def _claims(tmp_path: Path, shop: Path, count: int) -> Path:
+    faults = ("screen", "battery", "other")
+    rows = [
+        {
+            "text": f"My device SN-{1000 + i} has a {fault} problem",
+            "label": {"serial_number": f"SN-{1000 + i}", "fault": fault},
+        }
+        for i, fault in ((i, faults[i % 3]) for i in range(count))
+    ]
+    source = tmp_path / "claims-source.jsonl"
+    source.write_text("\n".join(json.dumps(row) for row in rows) + "\n", encoding="utf-8")
+    out = tmp_path / "claims.jsonl"
+    done = invoke_shoptune(
+        "data", "import", str(source), "--format", "labelled", "--schema", "warranty_claim", "--out", str(out),
+        "--set", f"shop.dir={shop}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def _data_settings(shop: Path, claims: Path, share: float, train: int, val: int, test: int) -> list[str]:
+    """`--set` flags for the shop and a data section of `claims` at `share` (build and train alike)."""
+    return [
+        "--set", f"shop.dir={shop}", "--set", f"data.imported=[{claims}]", "--set", f"data.imported_share={share}",
+        "--set", f"data.train_records={train}", "--set", f"data.val_records={val}",
+        "--set", f"data.test_records={test}",
+    ]  # fmt: skip
+
+
+def _build(shop: Path, claims: Path, out: Path, share: float, *sizes: int, limit: bool = True) -> object:
+    """`data build` on the tiny-qwen config; with `limit`, records are held to its token limit
+    (tiny-qwen2.5's tokenizer, so the test needs the prepared model)."""
+    settings = _data_settings(shop, claims, share, *sizes)
+    no_limit = [] if limit else ["--no-length-limit"]
+    return invoke_shoptune(
+        "data", "build", "--config", "configs/tiny-qwen.yaml", "--out", str(out), *settings, *no_limit
+    )
+
+
+def test_the_build_mixes_imported_records_into_every_split_without_sharing_a_text(
+    tmp_path: Path, tiny_qwen_dir: Path
+) -> None:
+    shop = _shop_with_a_claim_schema(tmp_path)
+    claims = _claims(tmp_path, shop, 40)
+    out = tmp_path / "data"
+    done = _build(shop, claims, out, 0.5, 40, 10, 10)
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["imported"]["per_split"] == {"train": 20, "val": 5, "test": 5}
+    assert manifest["imported"]["available"] == 40 and manifest["imported"]["files_sha256"][str(claims)]
+    assert set(manifest["split_hygiene"]["user_messages_shared_between_splits"].values()) == {0}
+    texts = {}
+    for split, size in (("train", 40), ("val", 10), ("test", 10)):
+        records = read_records(out / f"{split}.jsonl")
+        imported = [r for r in records if r.get("schema") == "warranty_claim"]
+        assert len(records) == size and len(imported) == size // 2
+        texts[split] = {r["messages"][1]["content"] for r in imported}
+    assert not (texts["train"] & texts["val"] or texts["train"] & texts["test"] or texts["val"] & texts["test"])
+    again = _build(shop, claims, tmp_path / "again", 0.5, 40, 10, 10)
+    assert again.returncode == 0
+    assert (tmp_path / "again" / "train.jsonl").read_bytes() == (out / "train.jsonl").read_bytes()  # deterministic
+
+
+def test_a_build_of_imported_records_only_and_one_they_cannot_fill(tmp_path: Path) -> None:
+    shop = _shop_with_a_claim_schema(tmp_path)
+    claims = _claims(tmp_path, shop, 30)
+    only = _build(shop, claims, tmp_path / "only", 1.0, 20, 5, 5, limit=False)
+    assert only.returncode == 0, only.stderr
+    train = read_records(tmp_path / "only" / "train.jsonl")
+    assert len(train) == 20 and {r["schema"] for r in train} == {"warranty_claim"}
+    short = _build(shop, claims, tmp_path / "short", 1.0, 30, 5, 5, limit=False)
+    assert short.returncode == 2
+    # train takes all 30: nothing is left for val, and the message says so with the counts
+    assert "data.imported_share 1.0 asks for 5 imported val records" in short.stderr
+    assert "has 0 left for it (30 in all, 0 repeats, 0 too long)" in short.stderr
+    assert not (tmp_path / "short" / "train.jsonl").exists()
+
+
+def test_a_run_trains_and_evaluates_on_the_shops_own_records_only(tmp_path: Path, tiny_qwen_dir: Path) -> None:
+    shop = _shop_with_a_claim_schema(tmp_path)
+    claims, data = _claims(tmp_path, shop, 30), tmp_path / "only"
+    settings = _data_settings(shop, claims, 1.0, 8, 2, 3)
+    assert _build(shop, claims, data, 1.0, 8, 2, 3).returncode == 0
+    run = tmp_path / "run"
+    trained = invoke_shoptune(
+        "train", "configs/tiny-qwen.yaml", "--out", str(run), "--data", str(data), *settings,
+        "--set", "train.max_steps=4", "--set", "train.eval_steps=4", "--set", "train.save_steps=4",
+        "--set", "train.generation_eval_records=1",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    final = json.loads((run / "manifest.json").read_text(encoding="utf-8"))["final_metrics"]
+    assert final["steps"] == 4 and (run / "final" / "adapter" / "adapter_model.safetensors").is_file()
+    report = tmp_path / "eval"
+    evaluated = invoke_shoptune(
+        "eval", "run", "--config", "configs/tiny-qwen.yaml", "--data", str(data / "test.jsonl"),
+        "--model", "tiny-qwen2.5", "--adapter", str(run / "final" / "adapter"), "--out", str(report), *settings,
+        "--set", "eval.max_new_tokens=24",  # random weights ramble to the limit: a short one is enough here
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    metrics = json.loads((report / "report.json").read_text(encoding="utf-8"))["metrics"]
+    assert metrics["extraction_records"] == 3 and "schema_valid_rate" in metrics
+    assert sorted(metrics["field_recall"]) == ["fault", "serial_number"]  # scored on the shop's own fields

@@ -110,6 +110,15 @@ class DataConfig(ConfigSection):
     """Share of test records drawn from held-out templates and SKUs: they measure
     generalisation; the rest measure the familiar distribution."""
 
+    imported: Items[NonBlank] = ()
+    """Record files (JSONL, e.g. from `shoptune data import`) of the shop's own data, mixed into
+    every split at `imported_share`; each is validated like `data check` does."""
+
+    imported_share: Fraction = 0.5
+    """With `imported` files: the share of each split's records taken from them (the rest are
+    generated). 1.0 trains and evaluates on the shop's own data only. A split asking for more
+    imported records than there are is refused with both counts."""
+
     @field_validator("languages")
     @classmethod
     def _languages_are_distinct(cls, languages: tuple[str, ...]) -> tuple[str, ...]:

@@ -1,0 +1,101 @@
+"""The shop's own records (`data.imported`) mixed into the generated splits.
+
+Each imported file is validated as `data check` validates it. Exact repeats (the same user
+messages) are dropped, the rest shuffled with the build's seed and dealt out to the splits,
+`data.imported_share` of each split's records; a record whose user message is already in another
+split is passed over, so no text is in two splits, and the generator then avoids every imported
+text of the other splits too. Records over the token limit are passed over as well. The manifest
+says how many of each were used and dropped.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shoptune.config.schema import DataConfig
+from shoptune.core.errors import BadInputError
+from shoptune.core.hashing import sha256_file
+from shoptune.data.tasks.context import normalise_message
+from shoptune.shop.reading import read_records
+
+
+def user_messages(record: dict[str, Any]) -> list[str]:
+    """A record's user messages, normalised as split hygiene compares them."""
+    return [normalise_message(m["content"]) for m in record["messages"] if m["role"] == "user"]
+
+
+@dataclass
+class ImportedSplits:
+    """The imported records of each split, and what was passed over."""
+
+    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    available: int = 0
+    repeats_dropped: int = 0
+    too_long_dropped: int = 0
+    files: dict[str, str] = field(default_factory=dict)
+
+    def texts(self, split: str) -> set[str]:
+        return {text for record in self.records.get(split, []) for text in user_messages(record)}
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "files_sha256": self.files,
+            "available": self.available,
+            "repeats_dropped": self.repeats_dropped,
+            "too_long_dropped": self.too_long_dropped,
+            "per_split": {split: len(records) for split, records in self.records.items()},
+        }
+
+
+def imported_file_hashes(config: DataConfig) -> dict[str, str]:
+    return {path: sha256_file(Path(path)) for path in config.imported}
+
+
+def _pool(config: DataConfig, fits: Any) -> tuple[list[dict[str, Any]], ImportedSplits]:
+    result = ImportedSplits(files=imported_file_hashes(config))
+    seen: set[tuple[str, ...]] = set()
+    pool = []
+    for path in config.imported:
+        for record in read_records(Path(path)):
+            result.available += 1
+            key = tuple(user_messages(record))
+            if key in seen:
+                result.repeats_dropped += 1
+            elif not fits(record["messages"]):
+                result.too_long_dropped += 1
+            else:
+                seen.add(key)
+                meta = {**record.get("meta", {}), "imported_from": path}
+                pool.append({**record, "meta": {**meta, "heldout_templates": False, "heldout_skus": False}})
+    random.Random(f"shoptune-imported:{config.seed}").shuffle(pool)
+    return pool, result
+
+
+def deal_imported(config: DataConfig, splits: tuple[str, ...], fits: Any) -> ImportedSplits:
+    """`imported_share` of each split's records from `data.imported`; refuses a split the files
+    cannot fill, naming both counts."""
+    pool, result = _pool(config, fits)
+    taken: dict[str, set[str]] = {}
+    for split in splits:
+        wanted = round(getattr(config, f"{split}_records") * config.imported_share)
+        elsewhere = set().union(*taken.values()) if taken else set()
+        chosen, rest = [], []
+        for record in pool:
+            texts = user_messages(record)
+            if len(chosen) < wanted and not any(text in elsewhere for text in texts):
+                chosen.append(record)
+            else:
+                rest.append(record)
+        if len(chosen) < wanted:
+            raise BadInputError(
+                f"data.imported_share {config.imported_share} asks for {wanted} imported {split} records, but "
+                f"data.imported ({', '.join(config.imported)}) has {len(chosen)} left for it "
+                f"({result.available} in all, {result.repeats_dropped} repeats, {result.too_long_dropped} too long)"
+            )
+        result.records[split] = chosen
+        taken[split] = {text for record in chosen for text in user_messages(record)}
+        pool = rest
+    return result
