@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from shoptune.core.net import free_port
 from shoptune.core.paths import REPO_ROOT
 from shoptune.core.process import ChildProcess, http_ok, shoptune_argv
 from shoptune.models import prepare_model
@@ -99,7 +100,6 @@ class SharedVllm:
 
     def __init__(self, model_dir: Path, adapter: Path, logs: Path) -> None:
         from shoptune.config import load_config
-        from shoptune.core.net import free_port
 
         self.model_dir, self.adapter, self.logs = model_dir, adapter, logs
         self.serve = load_config(REPO_ROOT / "configs" / "tiny-qwen.yaml").serve.replace(dtype=self.DTYPE)
@@ -156,6 +156,51 @@ def vllm_in_background(request: pytest.FixtureRequest, tmp_path_factory: pytest.
         assert shared.server.process.poll() is not None
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+@dataclass(frozen=True)
+class ServeUp:
+    """`shoptune serve up` on tiny-qwen2.5 (`serve_up_in_background`): the process, its stdout
+    piped, its log folder and the three ports."""
+
+    process: subprocess.Popen
+    folder: Path
+    vllm_port: int
+    app_port: int
+    ui_port: int
+    api_key: str = "serve-cli-key"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def serve_up_in_background(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """When a selected test uses `serve_up`, start `shoptune serve up` with the session's first test,
+    as an operator would, for the same reason as `vllm_in_background`: its children's start-ups are
+    mostly imports on one core. The test then checks each answers, and stops it by signal."""
+    if not selected_tests_use(request, "serve_up"):
+        yield None
+        return
+    request.getfixturevalue("tiny_qwen_dir")  # prepared before `--model tiny-qwen2.5` asks for it
+    folder = tmp_path_factory.mktemp("serve-up")
+    ports = {"vllm_port": free_port(), "app_port": free_port(), "ui_port": free_port()}
+    settings = {**ports, "log_dir": folder, "sqlite_path": folder / "s.sqlite3", "max_new_tokens": 16}
+    argv = shoptune_argv("serve", "up", "--config", "configs/tiny-qwen.yaml", "--model", "tiny-qwen2.5")
+    argv += [f"--set=serve.{name}={value}" for name, value in settings.items()]
+    env = {**os.environ, "SHOPTUNE_API_KEY": ServeUp.api_key}
+    process = subprocess.Popen(
+        argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )
+    try:
+        yield ServeUp(process, folder, **ports)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def serve_up(serve_up_in_background: ServeUp | None) -> ServeUp:
+    """`shoptune serve up`, started (not necessarily ready yet)."""
+    assert serve_up_in_background is not None
+    return serve_up_in_background
 
 
 @pytest.fixture(scope="session")
