@@ -203,7 +203,8 @@ class SchemasResponse(BaseModel):
 
 
 def schema_info(name: str, schema: dict[str, Any]) -> SchemaInfo:
-    fields = {key: str(spec.get("description", "")) for key, spec in schema["properties"].items()}
+    properties = schema["properties"].items()
+    fields = {key: str(spec.get("description", "")) if isinstance(spec, dict) else "" for key, spec in properties}
     return SchemaInfo(name=name, description=str(schema.get("description", "")), fields=fields, json_schema=schema)
 
 

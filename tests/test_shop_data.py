@@ -55,6 +55,25 @@ def test_extraction_prompt_names_every_field() -> None:
             assert f'"{key}"' in prompt
 
 
+def test_the_full_extraction_prompt_reads_the_schema_and_field_descriptions() -> None:
+    schema = {
+        "type": "object",
+        "description": "A warranty claim.",
+        "properties": {
+            "serial_number": {"type": ["string", "null"], "description": "The serial number as written."},
+            "fault": {"enum": ["screen", "battery", None]},
+        },
+    }
+    full = extraction_system_prompt("warranty_claim", schema, "full").splitlines()
+    assert full == [
+        'Extract the shopper\'s message as warranty_claim JSON: {"serial_number": string|null, '
+        '"fault": "screen"|"battery"|null}',
+        "A warranty claim.",
+        "- serial_number: The serial number as written.",
+    ]
+    assert "serial number as written" not in extraction_system_prompt("warranty_claim", schema, "outline")
+
+
 def test_policy_and_style_guide() -> None:
     topics = resources.policy()
     assert {"returns", "exchange", "refund", "shipping", "invoices", "warranty"} <= {t.id for t in topics}

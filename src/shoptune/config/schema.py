@@ -94,8 +94,9 @@ class DataConfig(ConfigSection):
     extraction_prompt: Literal["name", "outline", "full"] = "outline"
     """The instruction of an extraction turn, in training and in the storefront's /v1/extract alike:
     the schema's name alone (~12 tokens), with a one-line outline of its keys (~50), or with the
-    schema's description too (~200). On a CPU every token of it costs training examples
-    (benchmarks/extraction_ablation.py); a 7B model on a GPU can use the description."""
+    schema's description and each field's description too (~200 for the example shop). On a CPU every
+    token of it costs training examples (benchmarks/extraction_ablation.py); a 7B model on a GPU can
+    use the descriptions."""
 
     max_tokens: int = Field(1024, ge=16)
     """Longest record (after the chat template) `data check --model` accepts."""

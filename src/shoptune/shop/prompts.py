@@ -86,7 +86,8 @@ def system_message(system_prompt: str, *context_blocks: str) -> dict[str, str]:
 
 def extraction_system_prompt(schema_name: str, schema: dict[str, Any], style: str = "outline") -> str:
     """Instructions for a JSON extraction turn (`data.extraction_prompt`): the schema's name, plus a
-    one-line outline of its keys ("outline"), plus the schema's description ("full").
+    one-line outline of its keys ("outline"), plus the schema's description and each field's own
+    description, one line each ("full"): a shop's schema explains itself to a model that reads it.
 
     A tuned model learns the conventions (canonical Chinese values, open price ends) from the
     examples, so on a CPU the short forms buy more examples for the same training compute; the
@@ -98,7 +99,12 @@ def extraction_system_prompt(schema_name: str, schema: dict[str, Any], style: st
     outline = f"{head}: {schema_outline(schema)}"
     if style == "outline":
         return outline
-    return f"{outline}\n{schema.get('description', '')}".strip()
+    fields = [
+        f"- {key}: {spec['description']}"
+        for key, spec in schema.get("properties", {}).items()
+        if isinstance(spec, dict) and spec.get("description")
+    ]
+    return "\n".join(part for part in (outline, schema.get("description", ""), *fields) if part)
 
 
 def schema_outline(schema: dict[str, Any]) -> str:
