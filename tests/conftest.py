@@ -134,20 +134,11 @@ class SharedVllm:
         return self.ready().server
 
 
-def selected_tests_use(request: pytest.FixtureRequest, fixture: str) -> bool:
-    return any(fixture in getattr(item, "fixturenames", ()) for item in request.session.items)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def vllm_in_background(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """When a selected test uses the shared server (`tiny_vllm`), start it with the session's first
-    test: its ~30 s start-up (mostly imports, on one core) then runs beside the fast tests instead of
-    holding up the first test that needs it. Stopped at the end of the session, whole process group."""
-    if not selected_tests_use(request, "tiny_vllm"):
-        yield None
-        return
-    model_dir, adapter = request.getfixturevalue("tiny_qwen_dir"), request.getfixturevalue("tiny_adapter")
-    shared = SharedVllm(model_dir, adapter, tmp_path_factory.mktemp("vllm-logs"))
+@pytest.fixture(scope="session")
+def tiny_vllm(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path, tiny_adapter: Path):
+    """The shared server (see `SharedVllm`), once it answers; stopped at the end of the session, its
+    whole process group gone."""
+    shared = SharedVllm(tiny_qwen_dir, tiny_adapter, tmp_path_factory.mktemp("vllm-logs")).ready()
     try:
         yield shared
     finally:
@@ -156,58 +147,6 @@ def vllm_in_background(request: pytest.FixtureRequest, tmp_path_factory: pytest.
         assert shared.server.process.poll() is not None
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-
-
-@dataclass(frozen=True)
-class ServeUp:
-    """`shoptune serve up` on tiny-qwen2.5 (`serve_up_in_background`): the process, its stdout
-    piped, its log folder and the three ports."""
-
-    process: subprocess.Popen
-    folder: Path
-    vllm_port: int
-    app_port: int
-    ui_port: int
-    api_key: str = "serve-cli-key"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def serve_up_in_background(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """When a selected test uses `serve_up`, start `shoptune serve up` with the session's first test,
-    as an operator would, for the same reason as `vllm_in_background`: its children's start-ups are
-    mostly imports on one core. The test then checks each answers, and stops it by signal."""
-    if not selected_tests_use(request, "serve_up"):
-        yield None
-        return
-    request.getfixturevalue("tiny_qwen_dir")  # prepared before `--model tiny-qwen2.5` asks for it
-    folder = tmp_path_factory.mktemp("serve-up")
-    ports = {"vllm_port": free_port(), "app_port": free_port(), "ui_port": free_port()}
-    settings = {**ports, "log_dir": folder, "sqlite_path": folder / "s.sqlite3", "max_new_tokens": 16}
-    argv = shoptune_argv("serve", "up", "--config", "configs/tiny-qwen.yaml", "--model", "tiny-qwen2.5")
-    argv += [f"--set=serve.{name}={value}" for name, value in settings.items()]
-    env = {**os.environ, "SHOPTUNE_API_KEY": ServeUp.api_key}
-    process = subprocess.Popen(
-        argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-    )
-    try:
-        yield ServeUp(process, folder, **ports)
-    finally:
-        if process.poll() is None:
-            process.kill()
-
-
-@pytest.fixture(scope="session")
-def serve_up(serve_up_in_background: ServeUp | None) -> ServeUp:
-    """`shoptune serve up`, started (not necessarily ready yet)."""
-    assert serve_up_in_background is not None
-    return serve_up_in_background
-
-
-@pytest.fixture(scope="session")
-def tiny_vllm(vllm_in_background: SharedVllm | None) -> SharedVllm:
-    """The shared server (see `SharedVllm`), once it answers."""
-    assert vllm_in_background is not None
-    return vllm_in_background.ready()
 
 
 def start_storefront(

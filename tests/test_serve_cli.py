@@ -17,10 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ServeUp
 
+from shoptune.core.net import free_port
 from shoptune.core.paths import REPO_ROOT
 from shoptune.shop import resources
+
+API_KEY = "serve-cli-key"
 
 
 def _wait_for_line(process: subprocess.Popen, pattern: str, timeout_s: float) -> str:
@@ -76,21 +78,49 @@ def _ask_vllm_directly(port: int) -> None:
     assert Draft202012Validator(schema).is_valid(json.loads(value.choices[0].message.content))
 
 
-def test_serve_up_runs_all_three_and_stops_them(serve_up: ServeUp) -> None:
+def test_serve_up_runs_all_three_and_stops_them(tmp_path: Path, tiny_qwen_dir: Path) -> None:
     """`serve up` starts `serve vllm`, `serve app` and `serve ui` as children; each answers, and
-    SIGINT stops them all (the children by SIGTERM), leaving no port served and no vLLM process.
-    (Started with the session: conftest's `serve_up_in_background`.)"""
-    process, logs = serve_up.process, serve_up.folder
-    vllm_port, app_port, ui_port = serve_up.vllm_port, serve_up.app_port, serve_up.ui_port
+    SIGINT stops them all (the children by SIGTERM), leaving no port served and no vLLM process."""
+    vllm_port, app_port, ui_port = free_port(), free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "shoptune",
+            "serve",
+            "up",
+            "--config",
+            "configs/tiny-qwen.yaml",
+            "--model",
+            "tiny-qwen2.5",
+            "--set",
+            f"serve.vllm_port={vllm_port}",
+            "--set",
+            f"serve.app_port={app_port}",
+            "--set",
+            f"serve.ui_port={ui_port}",
+            "--set",
+            f"serve.log_dir={tmp_path}",
+            "--set",
+            f"serve.sqlite_path={tmp_path / 's.sqlite3'}",
+            "--set",
+            "serve.max_new_tokens=16",
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "SHOPTUNE_API_KEY": API_KEY},
+    )
     try:
         _wait_for_line(process, r"all services up", 900)
-        ready = _wait_for_log_line(logs / "up-vllm.log", r"vLLM ready at .* \(pid (\d+), log (\S+)\)")
+        ready = _wait_for_log_line(tmp_path / "up-vllm.log", r"vLLM ready at .* \(pid (\d+), log (\S+)\)")
         assert ready, "serve vllm did not say where its server runs"
         vllm_pid = int(ready.group(1))
         assert Path(ready.group(2)).is_file()
         _ask_vllm_directly(vllm_port)
         app = f"http://127.0.0.1:{app_port}"
-        headers = {"Authorization": f"Bearer {serve_up.api_key}"}
+        headers = {"Authorization": f"Bearer {API_KEY}"}
         for session, messages in (
             ("zh", ["我想买一部3000元以内的手机", "那黑色的呢？"]),
             ("en", ["I need a phone under 3000 yuan", "What about black?"]),
