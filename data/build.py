@@ -21,7 +21,7 @@ from typing import Any
 from shoptune.config.schema import DataConfig
 from shoptune.core.atomic import atomic_write_json, atomic_write_text
 from shoptune.core.hashing import sha256_bytes
-from shoptune.data.imported import ImportedSplits, deal_imported, user_messages
+from shoptune.data.imported import Fits, ImportedSplits, deal_imported, user_messages
 from shoptune.data.tasks.chat import chat_record
 from shoptune.data.tasks.context import Redraw, TaskContext, heldout_subset
 from shoptune.data.tasks.extract import extract_record
@@ -190,7 +190,7 @@ def build_splits(
     return splits, imported
 
 
-def _fits(limit: TokenLimit | None) -> Callable[[list[dict[str, str]]], bool]:
+def _fits(limit: TokenLimit | None) -> Fits:
     if limit is None:
         return lambda messages: True
     return lambda messages: limit.count(messages) <= limit.max_tokens

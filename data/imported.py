@@ -11,6 +11,7 @@ says how many of each were used and dropped.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from shoptune.core.errors import BadInputError
 from shoptune.core.hashing import sha256_file
 from shoptune.data.tasks.context import normalise_message
 from shoptune.shop.reading import read_records
+
+Fits = Callable[[list[dict[str, str]]], bool]
+"""Whether a conversation is within the build's token limit."""
 
 
 def user_messages(record: dict[str, Any]) -> list[str]:
@@ -54,7 +58,7 @@ def imported_file_hashes(config: DataConfig) -> dict[str, str]:
     return {path: sha256_file(Path(path)) for path in config.imported}
 
 
-def _pool(config: DataConfig, fits: Any) -> tuple[list[dict[str, Any]], ImportedSplits]:
+def _pool(config: DataConfig, fits: Fits) -> tuple[list[dict[str, Any]], ImportedSplits]:
     result = ImportedSplits(files=imported_file_hashes(config))
     seen: set[tuple[str, ...]] = set()
     pool = []
@@ -74,7 +78,7 @@ def _pool(config: DataConfig, fits: Any) -> tuple[list[dict[str, Any]], Imported
     return pool, result
 
 
-def deal_imported(config: DataConfig, splits: tuple[str, ...], fits: Any) -> ImportedSplits:
+def deal_imported(config: DataConfig, splits: tuple[str, ...], fits: Fits) -> ImportedSplits:
     """`imported_share` of each split's records from `data.imported`; refuses a split the files
     cannot fill, naming both counts."""
     pool, result = _pool(config, fits)
@@ -96,6 +100,6 @@ def deal_imported(config: DataConfig, splits: tuple[str, ...], fits: Any) -> Imp
                 f"({result.available} in all, {result.repeats_dropped} repeats, {result.too_long_dropped} too long)"
             )
         result.records[split] = chosen
-        taken[split] = {text for record in chosen for text in user_messages(record)}
+        taken[split] = result.texts(split)
         pool = rest
     return result

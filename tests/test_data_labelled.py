@@ -8,30 +8,13 @@ import json
 from pathlib import Path
 
 from conftest import invoke_shoptune
+from shops import shop_with_a_claim_schema
 
 from shoptune.shop.reading import read_records
 
-WARRANTY_CLAIM = {
-    "type": "object",
-    "description": "A shopper's warranty claim.",
-    "properties": {
-        "serial_number": {"type": ["string", "null"], "description": "The device's serial number as written."},
-        "fault": {"enum": ["screen", "battery", "other", None], "description": "What is broken."},
-    },
-    "required": ["serial_number", "fault"],
-    "additionalProperties": False,
-}
-
-
-def _shop_with_a_claim_schema(tmp_path: Path) -> Path:
-    folder = tmp_path / "shop"
-    assert invoke_shoptune("shop", "init", str(folder)).returncode == 0
-    (folder / "schemas" / "warranty_claim.schema.json").write_text(json.dumps(WARRANTY_CLAIM), encoding="utf-8")
-    return folder
-
 
 def test_csv_with_json_labels_becomes_checked_records_and_bad_rows_are_named(tmp_path: Path) -> None:
-    shop = _shop_with_a_claim_schema(tmp_path)
+    shop = shop_with_a_claim_schema(tmp_path / "shop")
     source = tmp_path / "claims.csv"
     with source.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
@@ -141,7 +124,7 @@ def _build(shop: Path, claims: Path, out: Path, share: float, *sizes: int, limit
 def test_the_build_mixes_imported_records_into_every_split_without_sharing_a_text(
     tmp_path: Path, tiny_qwen_dir: Path
 ) -> None:
-    shop = _shop_with_a_claim_schema(tmp_path)
+    shop = shop_with_a_claim_schema(tmp_path / "shop")
     claims = _claims(tmp_path, shop, 40)
     out = tmp_path / "data"
     done = _build(shop, claims, out, 0.5, 40, 10, 10)
@@ -163,7 +146,7 @@ def test_the_build_mixes_imported_records_into_every_split_without_sharing_a_tex
 
 
 def test_a_build_of_imported_records_only_and_one_they_cannot_fill(tmp_path: Path) -> None:
-    shop = _shop_with_a_claim_schema(tmp_path)
+    shop = shop_with_a_claim_schema(tmp_path / "shop")
     claims = _claims(tmp_path, shop, 30)
     only = _build(shop, claims, tmp_path / "only", 1.0, 20, 5, 5, limit=False)
     assert only.returncode == 0, only.stderr
@@ -178,7 +161,7 @@ def test_a_build_of_imported_records_only_and_one_they_cannot_fill(tmp_path: Pat
 
 
 def test_a_run_trains_and_evaluates_on_the_shops_own_records_only(tmp_path: Path, tiny_qwen_dir: Path) -> None:
-    shop = _shop_with_a_claim_schema(tmp_path)
+    shop = shop_with_a_claim_schema(tmp_path / "shop")
     claims, data = _claims(tmp_path, shop, 30), tmp_path / "only"
     settings = _data_settings(shop, claims, 1.0, 8, 2, 3)
     assert _build(shop, claims, data, 1.0, 8, 2, 3).returncode == 0

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from conftest import invoke_shoptune
+from shops import shop_with_a_claim_schema
 
 from shoptune.shop import resources
 from shoptune.shop.folder import CATALOGUE, POLICY, check_shop
@@ -74,11 +75,7 @@ def test_check_lists_every_problem_with_file_line_and_field(tmp_path: Path) -> N
 
 
 def test_a_config_names_the_shop_every_reader_then_reads(tmp_path: Path) -> None:
-    folder = _new_shop(tmp_path)
-    (folder / "schemas" / "warranty_claim.schema.json").write_text(
-        json.dumps({"type": "object", "properties": {"serial_number": {"type": ["string", "null"]}}}),
-        encoding="utf-8",
-    )
+    folder = shop_with_a_claim_schema(tmp_path / "myshop")
     done = invoke_shoptune("config", "show", "configs/tiny-qwen.yaml", "--set", f"shop.dir={folder}")
     assert done.returncode == 0, done.stderr
     assert resources.active().root == folder.resolve()
@@ -88,11 +85,7 @@ def test_a_config_names_the_shop_every_reader_then_reads(tmp_path: Path) -> None
 
 
 def test_records_of_a_shop_schema_check_against_that_shop(tmp_path: Path) -> None:
-    folder = _new_shop(tmp_path)
-    (folder / "schemas" / "warranty_claim.schema.json").write_text(
-        json.dumps({"type": "object", "properties": {"serial_number": {"type": ["string", "null"]}}}),
-        encoding="utf-8",
-    )
+    folder = shop_with_a_claim_schema(tmp_path / "myshop")
     record = {
         "id": "claim-1",
         "task": "extract",
@@ -100,7 +93,7 @@ def test_records_of_a_shop_schema_check_against_that_shop(tmp_path: Path) -> Non
         "schema": "warranty_claim",
         "messages": [
             {"role": "user", "content": "My phone SN-7781 will not charge"},
-            {"role": "assistant", "content": json.dumps({"serial_number": "SN-7781"})},
+            {"role": "assistant", "content": json.dumps({"serial_number": "SN-7781", "fault": "battery"})},
         ],
     }
     data = tmp_path / "claims.jsonl"

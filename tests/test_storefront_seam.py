@@ -4,7 +4,6 @@ the routing and retry logic in milliseconds, beside the real-vLLM tests of the s
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import openai
 import pytest
 from fake_openai import FakeOpenAI, connection_error, status_error, timeout_error
 from fastapi.testclient import TestClient
+from shops import WARRANTY_CLAIM, shop_with_a_claim_schema
 
 from shoptune.core.errors import BadInputError, EnvironmentProblem
 from shoptune.eval.backends import EndpointBackend
@@ -143,24 +143,8 @@ def test_the_endpoint_backend_names_what_failed(failure, error: type[Exception])
         backend.generate([{"id": "r1", "task": "chat", "messages": [{"role": "user", "content": "hi"}, {}]}])
 
 
-WARRANTY_CLAIM = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "description": "A shopper's warranty claim for a device.",
-    "type": "object",
-    "properties": {
-        "serial_number": {"type": ["string", "null"], "description": "The device's serial number as written."},
-        "fault": {"enum": ["screen", "battery", "other", None], "description": "What is broken."},
-    },
-    "required": ["serial_number", "fault"],
-    "additionalProperties": False,
-}
-
-
 def test_any_schema_of_the_shop_is_listed_and_extracted_and_an_unknown_one_is_a_422(tmp_path: Path) -> None:
-    shop = tmp_path / "shop"
-    shutil.copytree(resources.active().root, shop)
-    (shop / "schemas" / "warranty_claim.schema.json").write_text(json.dumps(WARRANTY_CLAIM), encoding="utf-8")
-    resources.use_shop(shop)
+    resources.use_shop(shop_with_a_claim_schema(tmp_path / "shop"))
     claim = {"serial_number": "SN-7781", "fault": "battery"}
     storefront, llm = _storefront(tmp_path, lambda _: json.dumps(claim))
     client = _client(storefront)

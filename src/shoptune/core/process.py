@@ -64,10 +64,11 @@ def completion_ok(base_url: str, model: str, timeout_s: float = 30.0) -> Probe:
 
 def lower_priority(pid: int, niceness: int) -> None:
     """Run process `pid` (just started in a session of its own) at `niceness`, and its session's
-    scheduling group too. Where Linux groups processes by session for the CPU (autogroups, on by
-    default in many kernels) a new session gets its own group at niceness 0, which shares the CPU
-    equally with every other group whatever its processes' own niceness: without this a lowered
-    priority would not reach a child. Nothing to do at niceness 0 or below."""
+    scheduling group too, so that a child runs at its parent's priority. Where Linux groups
+    processes by session for the CPU (autogroups, on by default in many kernels) a new session gets
+    its own group at niceness 0, which shares the CPU equally with every other group whatever its
+    processes' own niceness: without this a lowered priority would not reach a child. Nothing to do
+    at niceness 0 or below."""
     if niceness <= 0:
         return
     with contextlib.suppress(ProcessLookupError):
@@ -78,15 +79,13 @@ def lower_priority(pid: int, niceness: int) -> None:
 
 @dataclass
 class ChildProcess:
-    """One child: `start()`, `wait_ready(probe, timeout_s)`, `stop()`; a context manager that stops it.
-    `niceness`: its CPU priority (default: this process's)."""
+    """One child: `start()`, `wait_ready(probe, timeout_s)`, `stop()`; a context manager that stops it."""
 
     name: str
     argv: list[str]
     log_path: Path
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
-    niceness: int | None = None
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self) -> ChildProcess:
@@ -101,7 +100,7 @@ class ChildProcess:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        lower_priority(self.process.pid, os.nice(0) if self.niceness is None else self.niceness)
+        lower_priority(self.process.pid, os.nice(0))  # this process's niceness
         return self
 
     @property

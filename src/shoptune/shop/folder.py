@@ -12,7 +12,6 @@ supports (asked of vLLM's own check when vLLM is installed).
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shoptune.core.errors import BadInputError
 from shoptune.core.paths import DATASETS_DIR
 from shoptune.shop.check import Problem
-from shoptune.shop.resources import SCHEMA_SUFFIX, read_schema, schema_name
+from shoptune.shop.resources import SCHEMA_SUFFIX, Shop, read_schema, schema_name
 
 CATALOGUE = Path("catalogue") / "products.jsonl"
 POLICY = Path("policy") / "store_policy.yaml"
@@ -179,6 +178,11 @@ def _node_line(node: yaml.Node, loc: tuple[Any, ...]) -> int:
     return node.start_mark.line + 1
 
 
+def _not_yaml(path: Path, exc: yaml.YAMLError) -> Problem:
+    mark = getattr(exc, "problem_mark", None)
+    return Problem(str(path), mark.line + 1 if mark else None, f"not YAML: {exc}")
+
+
 def check_yaml(path: Path, model: type[BaseModel]) -> Iterator[Problem]:
     if not path.is_file():
         yield Problem(str(path), None, "missing")
@@ -187,8 +191,7 @@ def check_yaml(path: Path, model: type[BaseModel]) -> Iterator[Problem]:
     try:
         tree, data = yaml.compose(text), yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        yield Problem(str(path), mark.line + 1 if mark else None, f"not YAML: {exc}")
+        yield _not_yaml(path, exc)
         return
     try:
         model.model_validate(data)
@@ -203,8 +206,7 @@ def check_templates(root: Path) -> Iterator[Problem]:
         try:
             yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            yield Problem(str(path), mark.line + 1 if mark else None, f"not YAML: {exc}")
+            yield _not_yaml(path, exc)
 
 
 def check_shop(root: Path, *, backend: str = "xgrammar") -> list[Problem]:
@@ -257,8 +259,4 @@ def init_shop(target: Path, *, source: Path = DATASETS_DIR) -> Path:
 
 def schema_summary(root: Path) -> list[str]:
     """One line per schema: its name and fields (what `shop check` prints when all is well)."""
-    lines = []
-    for path in sorted((root / "schemas").glob(f"*{SCHEMA_SUFFIX}")):
-        properties = json.loads(path.read_text(encoding="utf-8")).get("properties", {})
-        lines.append(f"{schema_name(path)}: {', '.join(properties)}")
-    return lines
+    return [f"{name}: {', '.join(schema['properties'])}" for name, schema in Shop(root).schemas.items()]
