@@ -22,6 +22,7 @@ bench:
 	.venv/bin/python benchmarks/eval_throughput.py
 	.venv/bin/python benchmarks/serve_load.py
 	.venv/bin/python benchmarks/vllm_startup.py
+	.venv/bin/python benchmarks/retrieval_scale.py
 
 bench-quick:
 	.venv/bin/python benchmarks/train_throughput.py --quick

@@ -17,6 +17,7 @@ from typing import Any
 from shoptune.eval.metrics.degenerate import degenerate_reasons
 from shoptune.eval.metrics.extraction import normalised_equal
 from shoptune.eval.metrics.grounding import item_lines, named_products
+from shoptune.shop.orders import OrderBook
 from shoptune.shop.prompts import format_price
 from shoptune.shop.records import last_question
 
@@ -32,6 +33,12 @@ class Expect:
     noun_zh: str | None = None
     mentions: tuple[str, ...] = ()
     """Policy answers: it contains at least one of these phrases."""
+    order: str | None = None
+    """Order questions: it states this order's carrier and tracking number as the order system has them."""
+
+
+CUSTOMERS = {"demo-zh": "C1001", "demo-en": "C1001"}
+"""The signed-in shopper of each scripted session (the storefront's backend sends it with each turn)."""
 
 
 SCRIPT: list[tuple[str, str, list[tuple[str, Expect]]]] = [
@@ -41,7 +48,7 @@ SCRIPT: list[tuple[str, str, list[tuple[str, Expect]]]] = [
         [
             ("我想买一部3000元以内的手机", Expect(products=True, max_price=3000, noun_zh="手机")),
             ("那黑色的呢？", Expect(products=True, max_price=3000, colour_zh="黑色", noun_zh="手机")),
-            ("我的订单YX202611250001到哪了？", Expect(mentions=("我的订单",))),
+            ("我的订单YX202611250001到哪了？", Expect(order="YX202611250001")),
             ("衣服尺码不合适，怎么退货？", Expect(mentions=("7天", "15天"))),
             ("有没有黑色的羽绒服", Expect(products=True, colour_zh="黑色", noun_zh="羽绒服")),
         ],
@@ -53,6 +60,7 @@ SCRIPT: list[tuple[str, str, list[tuple[str, Expect]]]] = [
             ("I need a phone under 3000 yuan", Expect(products=True, max_price=3000, noun_zh="手机")),
             ("What about black?", Expect(products=True, max_price=3000, colour_zh="黑色", noun_zh="手机")),
             ("How do I return an item?", Expect(mentions=("7 days",))),
+            ("Where is my order YX202611180002?", Expect(order="YX202611180002")),
             ("Do you ship abroad?", Expect(mentions=("mainland China",))),
         ],
     ),
@@ -88,6 +96,10 @@ class Turn:
     """Catalogue products the answer names, with the price it quoted and the catalogue price."""
     flags: list[str] = field(default_factory=list)
     """What is wrong with the answer, in words (empty when nothing is)."""
+    order_id: str | None = None
+    """The order an order question asks about."""
+    order: dict[str, Any] | None = None
+    """The order system's row for it (what the answer is checked against)."""
 
 
 def check_answer(answer: str) -> list[dict[str, Any]]:
@@ -113,11 +125,24 @@ def check_answer(answer: str) -> list[dict[str, Any]]:
     return rows
 
 
+def order_flags(answer: str, order_id: str, order: dict[str, Any] | None) -> list[str]:
+    """What an order answer misses of the order system's row (`order`: None if the row was not found)."""
+    if order is None:
+        return [f"order {order_id} is not in the order system for this customer"]
+    return [
+        f"does not state order {order_id}'s {name} {order[key]!r} (the order system's)"
+        for key, name in (("order_id", "number"), ("carrier", "carrier"), ("tracking_no", "tracking number"))
+        if order.get(key) and order[key] not in answer
+    ]
+
+
 def turn_flags(turn: Turn, expect: Expect) -> list[str]:
     """Every reason this answer is not what the shopper should get."""
     if turn.status != 200:
         return [f"error {turn.status}"]
     flags = list(degenerate_reasons(turn.answer, turn.lang))
+    if expect.order:
+        flags += order_flags(turn.answer, expect.order, turn.order)
     context = {row["sku"] for row in turn.grounded_on}
     for row in turn.named:
         label = f"{row['sku']} {row['name']}"
@@ -154,11 +179,15 @@ REQUESTS_AT_ONCE = 8
 """Extraction requests in flight together, as a storefront's shoppers send them (vLLM batches them)."""
 
 
-def _play_session(client: Any, lang: str, session: str, questions: list[tuple[str, Expect]]) -> list[Turn]:
+def _play_session(
+    client: Any, orders: OrderBook, lang: str, session: str, questions: list[tuple[str, Expect]]
+) -> list[Turn]:
     """One shopper's turns, in order: each turn's history is the previous turns."""
     turns = []
+    customer = CUSTOMERS[session]
     for question, expect in questions:
-        response = client.post("/v1/chat", json={"session_id": session, "message": question})
+        message = {"session_id": session, "message": question, "customer_id": customer}
+        response = client.post("/v1/chat", json=message)
         body = response.json()
         answer = body.get("reply") or f"(error {response.status_code}: {body.get('error')})"
         turn = Turn(
@@ -170,6 +199,9 @@ def _play_session(client: Any, lang: str, session: str, questions: list[tuple[st
             [{"sku": p["sku"], "name": p["name"], "price": p["price"]} for p in body.get("products", [])],
             check_answer(answer),
         )
+        if expect.order:
+            row = orders.lookup(expect.order, customer)
+            turn.order_id, turn.order = expect.order, row.model_dump(mode="json") if row else None
         turn.flags = turn_flags(turn, expect)
         turns.append(turn)
     return turns
@@ -182,8 +214,15 @@ def _extract(client: Any, schema: str, text: str) -> tuple[int, dict[str, Any] |
     return response.status_code, body.get("data") if response.status_code == 200 else None, body.get("error")
 
 
-def play(base_url: str, api_key: str, say=print, handwritten: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def play(
+    base_url: str,
+    api_key: str,
+    orders: OrderBook,
+    say=print,
+    handwritten: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Play the script against a running storefront; returns the transcript with every check.
+    `orders`: the order system the storefront answers from (order answers are checked against it).
 
     The two shoppers talk while the extraction requests go `REQUESTS_AT_ONCE` at a time, all at
     once as on a live storefront; the log follows the script's order. `handwritten`: extraction
@@ -204,7 +243,7 @@ def play(base_url: str, api_key: str, say=print, handwritten: list[dict[str, Any
         ThreadPoolExecutor(max_workers=len(SCRIPT)) as shoppers,
         ThreadPoolExecutor(max_workers=REQUESTS_AT_ONCE) as pool,
     ):
-        talking = [shoppers.submit(_play_session, client, *script) for script in SCRIPT]
+        talking = [shoppers.submit(_play_session, client, orders, *script) for script in SCRIPT]
         answered = list(pool.map(lambda pair: _extract(client, *pair), requests))
         sessions = [future.result() for future in talking]
     turns = [turn for session in sessions for turn in session]

@@ -356,12 +356,17 @@ def served_parity(run: DemoRun) -> dict[str, Any]:
 def converse(run: DemoRun) -> dict[str, Any]:
     """The scripted conversation and the hand-written extraction set through the storefront."""
     from shoptune.demo.conversation import play
+    from shoptune.shop import resources
+    from shoptune.shop.orders import OrderBook
     from shoptune.shop.reading import read_records
 
     sessions = run.paths.root / "sessions.sqlite3"
     sessions.unlink(missing_ok=True)  # a fresh conversation every time it is replayed
     handwritten = read_records(REPO_ROOT / HANDWRITTEN)
-    transcript = play(run.tuned.storefront(run.config_path), run.tuned.api_key, say=run.log, handwritten=handwritten)
+    orders = OrderBook.open(run.config.shop.orders_url, resources.active().root)
+    transcript = play(
+        run.tuned.storefront(run.config_path), run.tuned.api_key, orders, say=run.log, handwritten=handwritten
+    )
     run.paths.transcript.write_text(json.dumps(transcript, ensure_ascii=False, indent=2), encoding="utf-8")
     hand = score_saved(run.config, REPO_ROOT / HANDWRITTEN, transcript["handwritten"], run.paths.eval_handwritten)
     return {

@@ -148,6 +148,16 @@ def demo_goals(out: Path, transcript: dict[str, Any]) -> list[Goal]:
     goals.append(
         Goal("degenerate replies, transcript", f"{len(looping)}/{len(turns)}", "0", not looping if turns else None)
     )
+    orders = [t for t in turns if t.get("order_id")]
+    right = sum(not t["flags"] for t in orders)
+    goals.append(
+        Goal(
+            "order answers match the order system",
+            f"{right}/{len(orders)}",
+            "all",
+            right == len(orders) if orders else None,
+        )
+    )
     goals.append(_no_worse_than_base(served))
     hand = _load_json(out / "eval-handwritten" / "report.json")
     recalls = (hand or {}).get("metrics", {}).get("field_recall") or {}

@@ -3,7 +3,8 @@
     SHOPTUNE_API_KEY=secret shoptune serve app --config configs/cpu-smollm2.yaml --llm http://127.0.0.1:8000/v1
 
 Endpoints (all but /healthz need the API key, as `Authorization: Bearer KEY` or `X-API-Key: KEY`):
-  POST /v1/chat {session_id, message}  multi-turn, history per session, catalogue + policy grounding
+  POST /v1/chat {session_id, message, customer_id?}  multi-turn, history per session, catalogue +
+                                       policy grounding, the customer's orders from the order system
   POST /v1/extract {text, schema}      a JSON object valid against the schema, or an error, never invalid JSON
   GET  /v1/schemas                     the shop's extraction schemas (what /v1/extract accepts)
   POST /v1/recommend {query}           matching in-stock products and a grounded answer
@@ -54,6 +55,12 @@ Text = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_enco
 class ChatRequest(BaseModel):
     session_id: str = Field(pattern=SESSION_ID, description="Opaque id of the shopper's conversation.")
     message: Text
+    customer_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        description="The signed-in shopper, set by the shop's backend (which holds the API key), never by the "
+        "shopper: the chat answers questions about this customer's orders only.",
+    )
 
 
 class ExtractRequest(BaseModel):
@@ -176,6 +183,7 @@ class ChatResponse(BaseModel):
     request_id: str
     products: list[ProductCard] = Field(description="The catalogue products the reply was grounded on.")
     policy_topics: list[str] = Field(description="Ids of the policy topics the reply was grounded on.")
+    order_id: str | None = Field(None, description="The order the reply was answered from (the order system's row).")
 
 
 class SessionResponse(BaseModel):
@@ -313,7 +321,7 @@ def shopper_router(storefront: Storefront, metrics: Metrics) -> APIRouter:
 
     @router.post("/chat")
     def chat(body: ChatRequest, request: Request) -> ChatResponse:
-        result = storefront.chat(body.session_id, body.message)
+        result = storefront.chat(body.session_id, body.message, body.customer_id)
         metrics.tokens.labels("/v1/chat").inc(len(result.reply))
         request_id = request.state.request_id
         _log_masked(
@@ -326,6 +334,7 @@ def shopper_router(storefront: Storefront, metrics: Metrics) -> APIRouter:
             request_id=request_id,
             products=[product_json(p, lang) for p in result.products],
             policy_topics=result.policy_topics,
+            order_id=result.order_id,
         )
 
     @router.get("/sessions/{session_id}")

@@ -156,6 +156,7 @@ def build_app(config, *, llm_url: str | None = None, model_name: str | None = No
         system_prompt=config.data.system_prompt,
         extraction_prompt=config.data.extraction_prompt,
         serve=serve,
+        shop=config.shop,
     )
     storefront = Storefront(settings, store, llm, load_tokenizer_for(tokenizer_dir))
     return create_app(

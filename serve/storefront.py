@@ -15,14 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shoptune.config.schema import ServeConfig
+from shoptune.config.schema import ServeConfig, ShopConfig
 from shoptune.serve.extraction import Extractor, ModelOutputInvalid
 from shoptune.serve.history import HistoryWindow
-from shoptune.serve.retrieval import CatalogueIndex, Filters
+from shoptune.serve.orders import OrderDesk
+from shoptune.serve.retrieval import Filters, LiveCatalogue
 from shoptune.serve.routing import ContextRouter, merge_filters
 from shoptune.serve.sessions import SessionStore
 from shoptune.serve.stated_filters import fill_stated
+from shoptune.shop import resources
 from shoptune.shop.decoding import reply_request
+from shoptune.shop.orders import OrderBook
 from shoptune.shop.prompts import catalogue_context, detect_language, policy_context, system_message
 from shoptune.shop.resources import PolicyTopic, Product
 
@@ -39,6 +42,8 @@ class StorefrontSettings:
     """`data.extraction_prompt` of the config the model was trained with."""
     serve: ServeConfig = field(default_factory=ServeConfig)
     """Token budgets, reply sampling, retries and routing thresholds, each documented in `ServeConfig`."""
+    shop: ShopConfig = field(default_factory=ShopConfig)
+    """Where the order system is and what the shop's order numbers look like."""
 
 
 @dataclass
@@ -47,6 +52,8 @@ class ChatResult:
     products: list[Product]
     filters: dict[str, Any]
     policy_topics: list[str] = field(default_factory=list)
+    order_id: str | None = None
+    """The order number the reply answered from the order system (None: not an order question)."""
 
 
 def product_json(product: Product, lang: str) -> dict[str, Any]:
@@ -70,7 +77,8 @@ class Storefront:
         store: SessionStore,
         llm: Any,
         tokenizer: Any | None = None,
-        index: CatalogueIndex | None = None,
+        catalogue: LiveCatalogue | None = None,
+        orders: OrderDesk | None = None,
     ) -> None:
         serve = settings.serve
         self.settings, self.store, self.llm = settings, store, llm
@@ -81,7 +89,8 @@ class Storefront:
             max_tokens=serve.extraction_max_tokens,
             retries=serve.extraction_retries,
         )
-        self.router = ContextRouter(serve, index)
+        self.router = ContextRouter(serve, catalogue)
+        self.orders = orders or _order_desk(settings.shop)
         self.history = HistoryWindow(serve.history_token_budget, tokenizer)
         self.reply = reply_request(serve)
         """Sampling arguments of every chat and recommendation reply (the storefront's settings)."""
@@ -110,11 +119,14 @@ class Storefront:
         filters = Filters.from_extraction(extracted)
         return [p for p in products if p.in_stock and filters.accepts(p)], answer, extracted
 
-    def chat(self, session_id: str, message: str) -> ChatResult:
-        """One shopper turn: route its context, answer it, and store the exchange and the filters."""
-        history = self.store.history(session_id)
+    def chat(self, session_id: str, message: str, customer_id: str | None = None) -> ChatResult:
+        """One shopper turn: route its context, answer it, and store the exchange and the filters.
+        `customer_id`: the signed-in shopper, whose orders (and only theirs) the chat may look up."""
         state = self.store.get_state(session_id)
         lang = detect_language(message)
+        if order_id := self.orders.order_id(message):
+            return self._order_turn(session_id, state, message, order_id, customer_id, lang)
+        history = self.store.history(session_id)
         extracted = fill_stated(self._filters_from_model(message), message)
         filters = merge_filters(state.get("filters"), extracted)
         blocks = []
@@ -142,6 +154,16 @@ class Storefront:
         self.store.set_state(session_id, {**state, "filters": filters, "about_products": bool(products)})
         return ChatResult(reply, products, filters, [t.id for t in topics])
 
+    def _order_turn(
+        self, session_id: str, state: dict[str, Any], message: str, order_id: str, customer_id: str | None, lang: str
+    ) -> ChatResult:
+        """A question about one order, answered from the order system; the model is not asked."""
+        reply = self.orders.answer(message, order_id, customer_id, lang)
+        topics = [self.orders.return_topic] if self.orders.asks_about_return(message, lang) else []
+        self.store.append(session_id, [{"role": "user", "content": message}, {"role": "assistant", "content": reply}])
+        self.store.set_state(session_id, {**state, "about_products": False})
+        return ChatResult(reply, [], state.get("filters") or {}, topics, order_id)
+
     def _filters_from_model(self, message: str) -> dict[str, Any]:
         """The chat's extraction step. It only narrows retrieval, so when the model cannot give a
         valid object (an untuned model can run its guided JSON past max_tokens) the turn goes on
@@ -155,6 +177,13 @@ class Storefront:
     def _complete(self, messages: list[dict[str, str]]) -> str:
         reply = self.llm.chat.completions.create(model=self.settings.model_name, messages=messages, **self.reply)
         return (reply.choices[0].message.content or "").strip()
+
+
+def _order_desk(shop: ShopConfig) -> OrderDesk:
+    """The order lookups of the shop this process serves, over its configured order system."""
+    active = resources.active()
+    book = OrderBook.open(shop.orders_url, active.root)
+    return OrderDesk(book, active, shop.order_id_pattern, active.catalogue_source)
 
 
 def load_tokenizer_for(model_dir: Path | None) -> Any | None:

@@ -157,17 +157,20 @@ def start_storefront(
     *,
     port: int,
     max_new_tokens: int,
+    overrides: tuple[str, ...] = (),
     **serve_settings: int,
 ) -> ChildProcess:
     """`shoptune serve app` on the tiny-qwen config over the vLLM at `llm_url`, sessions and logs in
     `folder`, started and answering /healthz. `max_new_tokens` bounds how long tiny-qwen2.5's random
-    weights ramble in a reply; `serve_settings` set other `serve.` fields (e.g. `extraction_retries`)."""
+    weights ramble in a reply; `serve_settings` set other `serve.` fields (e.g. `extraction_retries`),
+    `overrides` any others (`shop.catalogue_url=...`)."""
     argv = shoptune_argv(
         "serve", "app", "--config", "configs/tiny-qwen.yaml", "--llm", llm_url, "--model-name", "shop",
         "--tokenizer", str(tokenizer), "--port", str(port),
         "--set", f"serve.sqlite_path={folder / 'sessions.sqlite3'}", "--set", f"serve.log_dir={folder / 'logs'}",
         "--set", f"serve.max_new_tokens={max_new_tokens}",
         *(f"--set=serve.{name}={value}" for name, value in serve_settings.items()),
+        *(f"--set={override}" for override in overrides),
     )  # fmt: skip
     env = {**os.environ, "SHOPTUNE_API_KEY": api_key}
     app = ChildProcess("the storefront", argv, folder / "app.log", env=env, cwd=REPO_ROOT).start()

@@ -29,7 +29,13 @@ def test_readme_table_matches_the_results_files() -> None:
 
 def test_results_files_carry_speedup_machine_versions_and_commit() -> None:
     files = sorted((BENCHMARKS / "results").glob("*.json"))
-    assert {f.stem for f in files} == {"train_throughput", "eval_throughput", "serve_load", "vllm_startup"}
+    assert {f.stem for f in files} == {
+        "train_throughput",
+        "eval_throughput",
+        "serve_load",
+        "vllm_startup",
+        "retrieval_scale",
+    }
     for path in files:
         record = json.loads(path.read_text(encoding="utf-8"))
         assert isinstance(record["speedup"], float | int) and record["speedup"] > 0, path

@@ -14,12 +14,15 @@ from pathlib import Path
 import pytest
 from conftest import invoke_shoptune, start_storefront
 from jsonschema import Draft202012Validator
+from sqlalchemy import text
 
 from shoptune.core.net import free_port
 from shoptune.core.paths import REPO_ROOT
 from shoptune.core.process import ChildProcess, http_ok, shoptune_argv
 from shoptune.serve.vllm_server import VllmServer
 from shoptune.shop import resources
+from shoptune.shop.catalogue import connect, write_catalogue
+from shoptune.shop.orders import ORDERS_FILE, read_orders
 
 API_KEY = "test-key-123"
 SEED_TEXT = "我想找一款红色的小米手机，价格在2000到3000之间"
@@ -171,12 +174,20 @@ def test_llm_judge_through_the_endpoint_and_its_failure_budget(
 
 @pytest.fixture(scope="module")
 def storefront(vllm: VllmServer, tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path):
+    """The storefront over a catalogue database (its prices change under it in a test) and the example
+    shop's sample orders."""
     folder, port = tmp_path_factory.mktemp("storefront"), free_port()
+    catalogue_url = f"sqlite:///{folder / 'catalogue.db'}"
+    write_catalogue(catalogue_url, resources.catalogue())
+    live = (f"shop.catalogue_url={catalogue_url}", "serve.catalogue_check_s=0")
 
     def start() -> ChildProcess:
-        return start_storefront(folder, vllm.base_url, tiny_qwen_dir, API_KEY, port=port, max_new_tokens=24)
+        return start_storefront(
+            folder, vllm.base_url, tiny_qwen_dir, API_KEY, port=port, max_new_tokens=24, overrides=live
+        )
 
     state = {"process": start(), "url": f"http://127.0.0.1:{port}", "start": start, "folder": folder}
+    state["catalogue_url"] = catalogue_url
     yield state
     state["process"].stop()
 
@@ -221,6 +232,29 @@ def test_storefront_end_to_end(storefront: dict) -> None:
     assert bad.status_code == 422 and "schema" in bad.json()["error"]
     huge = _post(url, "/v1/chat", {"session_id": "s2", "message": "x" * 20000})
     assert huge.status_code == 413
+
+
+def test_the_served_chat_quotes_the_databases_price_and_answers_orders_from_the_order_system(
+    storefront: dict,
+) -> None:
+    """Over HTTP, as the shop's backend calls it: a price changed in the catalogue database is what the
+    next answer quotes, with no restart; an order question is answered from that order's row, for its
+    customer only."""
+    url, question = storefront["url"], "我想买一部3000元以内的手机"
+    before = _post(url, "/v1/chat", {"session_id": "price-1", "message": question}).json()["products"]
+    sku, price = before[0]["sku"], before[0]["price"]
+    with connect(storefront["catalogue_url"]).begin() as db:
+        db.execute(text("UPDATE products SET price = :p WHERE sku = :sku"), {"p": price - 100, "sku": sku})
+    after = _post(url, "/v1/chat", {"session_id": "price-2", "message": question}).json()["products"]
+    assert next(p["price"] for p in after if p["sku"] == sku) == price - 100
+
+    order = next(o for o in read_orders(resources.active().root / ORDERS_FILE) if o.order_id == "YX202611250001")
+    asked = {"session_id": "order-1", "message": "我的订单YX202611250001到哪了？", "customer_id": order.customer_id}
+    answered = _post(url, "/v1/chat", asked).json()
+    assert answered["order_id"] == order.order_id and order.tracking_no in answered["reply"], answered
+    assert order.carrier in answered["reply"]
+    stranger = _post(url, "/v1/chat", {**asked, "session_id": "order-2", "customer_id": "C9999"}).json()["reply"]
+    assert "没有找到" in stranger and order.tracking_no not in stranger
 
 
 def test_history_survives_an_app_restart(storefront: dict, ledger) -> None:

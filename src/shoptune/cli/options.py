@@ -51,7 +51,7 @@ def load_cli_config(
 
         checks = (model_problems,)
     config = load_config(config_path if config_path is not None else DEFAULT_CONFIG, overrides, checks=checks)
-    shop = resources.use_shop(config.shop.dir)
+    shop = resources.use_shop(config.shop.dir, config.shop.catalogue_url)
     if config.shop.dir is None:
         return config
     # absolute from here on: a resolved config handed to a child in another directory names the same shop

@@ -45,3 +45,28 @@ def check(folder: Path, config_path: Path | None, overrides: tuple[str, ...]) ->
     say(f"{folder}: no problems; extraction schemas:")
     for line in schema_summary(folder):
         click.echo(f"  {line}")
+
+
+@shop_group.command("catalogue-db")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("url")
+def catalogue_db(folder: Path, url: str) -> None:
+    """Copy FOLDER's catalogue into the `products` table of the database at URL (a SQLAlchemy URL,
+    e.g. sqlite:///shop.db); then `--set shop.catalogue_url=URL` serves from it, live."""
+    from shoptune.shop.catalogue import FileCatalogue, write_catalogue
+
+    count = write_catalogue(url, FileCatalogue(folder / "catalogue" / "products.jsonl").products())
+    say(f"{count} products written to {url}")
+
+
+@shop_group.command("orders-db")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("url")
+def orders_db(folder: Path, url: str) -> None:
+    """Load FOLDER's sample orders (orders/orders.jsonl) into a new order database at URL; then
+    `--set shop.orders_url=URL` makes the chat look orders up there."""
+    from shoptune.shop.catalogue import connect
+    from shoptune.shop.orders import ORDERS_FILE, read_orders, write_orders
+
+    count = write_orders(connect(url), read_orders(folder / ORDERS_FILE))
+    say(f"{count} orders written to {url}")

@@ -23,12 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shoptune.core.errors import BadInputError
 from shoptune.core.paths import DATASETS_DIR
 from shoptune.shop.check import Problem
+from shoptune.shop.orders import ORDERS_FILE, order_problems
 from shoptune.shop.resources import SCHEMA_SUFFIX, Shop, read_schema, schema_name
 
 CATALOGUE = Path("catalogue") / "products.jsonl"
 POLICY = Path("policy") / "store_policy.yaml"
 STYLE_GUIDE = Path("brand") / "style_guide.yaml"
-SHOP_PARTS = ("catalogue", "schemas", "policy", "brand", "templates")
+SHOP_PARTS = ("catalogue", "schemas", "policy", "brand", "templates", "orders")
 """What `shop init` copies: the example shop's own data (its eval and security sets stay shoptune's)."""
 
 Text = Field(min_length=1)
@@ -209,6 +210,14 @@ def check_templates(root: Path) -> Iterator[Problem]:
             yield _not_yaml(path, exc)
 
 
+def check_orders(root: Path) -> Iterator[Problem]:
+    """The sample orders, if the shop has them (a shop with an order database needs none)."""
+    path = root / ORDERS_FILE
+    if path.is_file():
+        for line, problem in order_problems(path):
+            yield Problem(str(path), line, problem)
+
+
 def check_shop(root: Path, *, backend: str = "xgrammar") -> list[Problem]:
     """Every problem of the shop folder `root`, in file order."""
     if not root.is_dir():
@@ -219,6 +228,7 @@ def check_shop(root: Path, *, backend: str = "xgrammar") -> list[Problem]:
         *check_yaml(root / POLICY, PolicyFile),
         *check_yaml(root / STYLE_GUIDE, StyleGuideFile),
         *check_templates(root),
+        *check_orders(root),
     ]
 
 
@@ -237,7 +247,11 @@ in a config) makes every stage work on it. Started from shoptune's example shop:
   questions, a reference answer in the brand voice), in zh and en.
 - `brand/style_guide.yaml`: the brand voice (address form, greeting, sign-off, banned phrases, emoji,
   length) that generated answers follow and the tone metrics score.
-- `templates/*.yaml`: the phrasings the data generator writes shoppers' messages from.
+- `templates/*.yaml`: the phrasings the data generator writes shoppers' messages from, and
+  `templates/orders.yaml`, the replies to order questions, filled from the order system.
+- `orders/orders.jsonl`: sample orders (one per line: order_id, customer_id, status, local times,
+  carrier, tracking_no, items [{{sku, quantity, unit_price}}]) the chat answers from when no order
+  database is configured (`shop.orders_url`). Set `shop.order_id_pattern` to your order numbers.
 """
 
 

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -23,6 +23,9 @@ from jsonschema.exceptions import SchemaError
 from shoptune.core.errors import BadInputError
 from shoptune.core.hashing import sha256_file
 from shoptune.core.paths import DATASETS_DIR
+
+if TYPE_CHECKING:
+    from shoptune.shop.catalogue import CatalogueSource
 
 SCHEMA_SUFFIX = ".schema.json"
 
@@ -92,22 +95,26 @@ def _read_yaml(path: Path) -> Any:
         raise BadInputError(f"{path}: cannot read shop data: {exc}") from exc
 
 
-def _product(raw: dict[str, Any]) -> Product:
-    return Product(
-        sku=raw["sku"],
-        category=raw["category"],
-        brand_zh=raw["brand_zh"],
-        brand_en=raw["brand_en"],
-        noun_zh=raw["noun_zh"],
-        noun_en=raw["noun_en"],
-        name_zh=raw["name_zh"],
-        name_en=raw["name_en"],
-        price=float(raw["price"]),
-        colors=tuple(Colour(c["zh"], c["en"]) for c in raw["colors"]),
-        sizes=tuple(raw["sizes"]),
-        stock=int(raw["stock"]),
-        specs=dict(raw.get("specs", {})),
-    )
+def product_from_row(raw: dict[str, Any], *, where: str) -> Product:
+    """A catalogue row (a products.jsonl line or a database row) as a `Product`; `where` names it in errors."""
+    try:
+        return Product(
+            sku=raw["sku"],
+            category=raw["category"],
+            brand_zh=raw["brand_zh"],
+            brand_en=raw["brand_en"],
+            noun_zh=raw["noun_zh"],
+            noun_en=raw["noun_en"],
+            name_zh=raw["name_zh"],
+            name_en=raw["name_en"],
+            price=float(raw["price"]),
+            colors=tuple(Colour(c["zh"], c["en"]) for c in raw["colors"]),
+            sizes=tuple(raw["sizes"]),
+            stock=int(raw["stock"]),
+            specs=dict(raw.get("specs") or {}),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadInputError(f"{where}: bad product record: {exc!r}") from exc
 
 
 def read_catalogue(path: Path) -> tuple[Product, ...]:
@@ -116,9 +123,10 @@ def read_catalogue(path: Path) -> tuple[Product, ...]:
         if not line.strip():
             continue
         try:
-            products.append(_product(json.loads(line)))
-        except (ValueError, KeyError, TypeError) as exc:
+            raw = json.loads(line)
+        except ValueError as exc:
             raise BadInputError(f"{path}:{line_number}: bad product record: {exc!r}") from exc
+        products.append(product_from_row(raw, where=f"{path}:{line_number}"))
     return tuple(products)
 
 
@@ -148,11 +156,21 @@ class Shop:
     """One shop's folder, each file read once on first use."""
 
     root: Path
+    catalogue_url: str | None = None
+    """A database whose `products` table is the catalogue (`shop.catalogue_url`); None: the folder's file."""
     _templates: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @cached_property
+    def catalogue_source(self) -> CatalogueSource:
+        """The catalogue as it changes (the storefront reads prices and stock from it per request)."""
+        from shoptune.shop.catalogue import catalogue_source
+
+        return catalogue_source(self.root, self.catalogue_url)
+
+    @cached_property
     def catalogue(self) -> tuple[Product, ...]:
-        return read_catalogue(self.root / "catalogue" / "products.jsonl")
+        """The catalogue as it was when first read (what a data build or an eval run works from)."""
+        return self.catalogue_source.products()
 
     @cached_property
     def products_by_sku(self) -> dict[str, Product]:
@@ -215,25 +233,26 @@ class Shop:
 
 
 @functools.cache
-def open_shop(root: Path) -> Shop:
-    return Shop(root)
+def open_shop(root: Path, catalogue_url: str | None = None) -> Shop:
+    return Shop(root, catalogue_url)
 
 
-_selected: list[Path] = [DATASETS_DIR]
+_selected: list[tuple[Path, str | None]] = [(DATASETS_DIR, None)]
 
 
-def use_shop(folder: str | Path | None) -> Shop:
-    """Make `folder` (None: the example shop) the shop this process reads; the shop, opened."""
+def use_shop(folder: str | Path | None, catalogue_url: str | None = None) -> Shop:
+    """Make `folder` (None: the example shop), its catalogue in the database at `catalogue_url` if
+    given, the shop this process reads; the shop, opened."""
     root = DATASETS_DIR if folder is None else Path(folder).resolve()
     if not root.is_dir():
         raise BadInputError(f"shop.dir: {folder}: no such folder")
-    _selected[0] = root
-    return open_shop(root)
+    _selected[0] = (root, catalogue_url)
+    return open_shop(root, catalogue_url)
 
 
 def active() -> Shop:
     """The shop this process reads (`use_shop`)."""
-    return open_shop(_selected[0])
+    return open_shop(*_selected[0])
 
 
 def catalogue() -> tuple[Product, ...]:
