@@ -21,7 +21,7 @@ from typing import Any
 from shoptune.config.schema import DataConfig
 from shoptune.core.atomic import atomic_write_json, atomic_write_text
 from shoptune.core.hashing import sha256_bytes
-from shoptune.data.imported import Fits, ImportedSplits, deal_imported, user_messages
+from shoptune.data.imported import Fits, ImportedSplits, deal_imported, imported_files, user_messages
 from shoptune.data.tasks.chat import chat_record
 from shoptune.data.tasks.context import Redraw, TaskContext, heldout_subset
 from shoptune.data.tasks.extract import extract_record
@@ -175,7 +175,8 @@ def build_splits(
     two splits. Also what was imported (for the manifest)."""
     held = held_out(config)
     validator = RecordValidator(resources.schemas())
-    imported = deal_imported(config, SPLITS, _fits(limit)) if config.imported else ImportedSplits()
+    importing = bool(imported_files(config))
+    imported = deal_imported(config, SPLITS, _fits(limit)) if importing else ImportedSplits()
     splits: dict[str, list[dict[str, Any]]] = {}
     seen: dict[str, set[str]] = {split: imported.texts(split) for split in SPLITS}
     for split in SPLITS:
@@ -248,7 +249,7 @@ def build_dataset(config: DataConfig, out_dir: Path, limit: TokenLimit | None = 
         "files": files,
         "counts": {split: split_counts(records) for split, records in splits.items()},
         "split_hygiene": hygiene_report(splits, held),
-        "imported": imported.summary() if config.imported else None,
+        "imported": imported.summary() if imported_files(config) else None,
     }
     atomic_write_json(out_dir / "manifest.json", manifest)
     return manifest

@@ -10,6 +10,7 @@ says how many of each were used and dropped.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from shoptune.config.schema import DataConfig
 from shoptune.core.errors import BadInputError
 from shoptune.core.hashing import sha256_file
 from shoptune.data.tasks.context import normalise_message
+from shoptune.shop import resources
 from shoptune.shop.reading import read_records
 
 Fits = Callable[[list[dict[str, str]]], bool]
@@ -54,15 +56,22 @@ class ImportedSplits:
         }
 
 
+def imported_files(config: DataConfig) -> list[str]:
+    """The record files a build imports: `data.imported`, or else the shop folder's `labelled/*.jsonl`."""
+    if config.imported:
+        return list(config.imported)
+    return [str(path) for path in sorted((resources.active().root / "labelled").glob("*.jsonl"))]
+
+
 def imported_file_hashes(config: DataConfig) -> dict[str, str]:
-    return {path: sha256_file(Path(path)) for path in config.imported}
+    return {path: sha256_file(Path(path)) for path in imported_files(config)}
 
 
 def _pool(config: DataConfig, fits: Fits) -> tuple[list[dict[str, Any]], ImportedSplits]:
     result = ImportedSplits(files=imported_file_hashes(config))
     seen: set[tuple[str, ...]] = set()
     pool = []
-    for path in config.imported:
+    for path in imported_files(config):
         for record in read_records(Path(path)):
             result.available += 1
             key = tuple(user_messages(record))
@@ -79,12 +88,17 @@ def _pool(config: DataConfig, fits: Fits) -> tuple[list[dict[str, Any]], Importe
 
 
 def deal_imported(config: DataConfig, splits: tuple[str, ...], fits: Fits) -> ImportedSplits:
-    """`imported_share` of each split's records from `data.imported`; refuses a split the files
-    cannot fill, naming both counts."""
+    """`imported_share` of each split's records from the imported files; refuses a split the files
+    cannot fill, naming both counts. No share configured: the share all the usable records make of
+    the splits together (at most 1), rounded down per split."""
     pool, result = _pool(config, fits)
+    sizes = {split: getattr(config, f"{split}_records") for split in splits}
+    share = config.imported_share
+    if share is None:
+        share = min(1.0, len(pool) / sum(sizes.values()))
     taken: dict[str, set[str]] = {}
     for split in splits:
-        wanted = round(getattr(config, f"{split}_records") * config.imported_share)
+        wanted = math.floor(sizes[split] * share) if config.imported_share is None else round(sizes[split] * share)
         elsewhere = set().union(*taken.values()) if taken else set()
         chosen, rest = [], []
         for record in pool:
@@ -95,8 +109,8 @@ def deal_imported(config: DataConfig, splits: tuple[str, ...], fits: Fits) -> Im
                 rest.append(record)
         if len(chosen) < wanted:
             raise BadInputError(
-                f"data.imported_share {config.imported_share} asks for {wanted} imported {split} records, but "
-                f"data.imported ({', '.join(config.imported)}) has {len(chosen)} left for it "
+                f"data.imported_share {share} asks for {wanted} imported {split} records, but "
+                f"data.imported ({', '.join(imported_files(config))}) has {len(chosen)} left for it "
                 f"({result.available} in all, {result.repeats_dropped} repeats, {result.too_long_dropped} too long)"
             )
         result.records[split] = chosen

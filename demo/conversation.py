@@ -11,6 +11,7 @@ hand-written shopper messages (`datasets/eval/handwritten_extraction.jsonl`) go 
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -82,6 +83,27 @@ EXTRACTIONS: list[tuple[str, str, dict[str, Any]]] = [
         {"intent": "return", "order_id": "YX202611250001", "product": "鞋子", "reason": "尺码不合适"},
     ),
 ]
+
+
+SAMPLES_PER_SCHEMA = 3
+"""Test-split records of each of the shop's other schemas sent through /v1/extract by the demo."""
+
+
+def schema_samples(
+    records: list[dict[str, Any]], schemas: dict[str, Any], per_schema: int = SAMPLES_PER_SCHEMA
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """(schema, text, expected) for the scripted sentences whose schema the shop has, then the first
+    `per_schema` test records of each schema the script has none for (a shop's own schemas)."""
+    scripted = [row for row in EXTRACTIONS if row[0] in schemas]
+    covered = {schema for schema, _, _ in scripted}
+    chosen: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+    for record in records:
+        schema = record.get("schema")
+        if record.get("task") == "extract" and schema in schemas and schema not in covered:
+            rows = chosen.setdefault(schema, [])
+            if len(rows) < per_schema:
+                rows.append((schema, last_question(record), json.loads(record["messages"][-1]["content"])))
+    return scripted + [row for schema in sorted(chosen) for row in chosen[schema]]
 
 
 @dataclass
@@ -220,15 +242,16 @@ def play(
     orders: OrderBook,
     say=print,
     handwritten: list[dict[str, Any]] | None = None,
+    extractions: list[tuple[str, str, dict[str, Any]]] = EXTRACTIONS,
 ) -> dict[str, Any]:
     """Play the script against a running storefront; returns the transcript with every check.
-    `orders`: the order system the storefront answers from (order answers are checked against it).
+    `orders`: the order system the storefront answers from (order answers are checked against it);
+    `extractions`: (schema, text, expected object) sent to /v1/extract (`schema_samples`).
 
     The two shoppers talk while the extraction requests go `REQUESTS_AT_ONCE` at a time, all at
     once as on a live storefront; the log follows the script's order. `handwritten`: extraction
     records whose user message goes to `/v1/extract` as is; their raw outputs come back under
     "handwritten" for scoring by the eval package."""
-    import json
     from concurrent.futures import ThreadPoolExecutor
 
     import httpx
@@ -236,7 +259,7 @@ def play(
     handwritten = handwritten or []
     texts = [last_question(r) for r in handwritten]
     headers = {"Authorization": f"Bearer {api_key}"}
-    requests = [(schema, text) for schema, text, _ in EXTRACTIONS]
+    requests = [(schema, text) for schema, text, _ in extractions]
     requests += [(r["schema"], text) for r, text in zip(handwritten, texts, strict=True)]
     with (
         httpx.Client(base_url=base_url, headers=headers, timeout=300) as client,
@@ -252,8 +275,8 @@ def play(
         say(f"  [{turn.lang}] assistant: {turn.answer}")
         for flag in turn.flags:
             say(f"    ! {flag}")
-    extractions = []
-    for (schema, text, expected), (status, data, error) in zip(EXTRACTIONS, answered[: len(EXTRACTIONS)], strict=True):
+    extracted = []
+    for (schema, text, expected), (status, data, error) in zip(extractions, answered[: len(extractions)], strict=True):
         row = {
             "schema": schema,
             "text": text,
@@ -263,11 +286,11 @@ def play(
             "error": error,
             "flags": extraction_flags(data, expected),
         }
-        extractions.append(row)
+        extracted.append(row)
         say(f"  [extract {schema}] {text}\n    -> {data or error}")
         for flag in row["flags"]:
             say(f"    ! {flag}")
     outputs = {}
-    for record, (_, data, _) in zip(handwritten, answered[len(EXTRACTIONS) :], strict=True):
+    for record, (_, data, _) in zip(handwritten, answered[len(extractions) :], strict=True):
         outputs[record["id"]] = json.dumps(data, ensure_ascii=False) if data is not None else ""
-    return {"turns": [asdict(t) for t in turns], "extractions": extractions, "handwritten": outputs}
+    return {"turns": [asdict(t) for t in turns], "extractions": extracted, "handwritten": outputs}

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 Log = Callable[[str], None]
 INJECTION_SUITE = Path("datasets") / "security" / "prompt_injection.jsonl"
-HANDWRITTEN = Path("datasets") / "eval" / "handwritten_extraction.jsonl"
+HANDWRITTEN = Path("eval") / "handwritten_extraction.jsonl"
+"""A shop's hand-written extraction messages (the example shop has 40), in its folder."""
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,14 @@ class DemoRun:
         return self.paths.data / "test.jsonl"
 
     @property
+    def handwritten(self) -> Path | None:
+        """The shop's hand-written extraction set, if it has one."""
+        from shoptune.shop import resources
+
+        path = resources.active().root / HANDWRITTEN
+        return path if path.is_file() else None
+
+    @property
     def data_hash(self) -> str:
         from shoptune.data.build import GENERATOR_VERSION
         from shoptune.data.imported import imported_file_hashes
@@ -354,27 +363,36 @@ def served_parity(run: DemoRun) -> dict[str, Any]:
 
 
 def converse(run: DemoRun) -> dict[str, Any]:
-    """The scripted conversation and the hand-written extraction set through the storefront."""
-    from shoptune.demo.conversation import play
+    """The scripted conversation, a few test records of each of the shop's schemas and the shop's
+    hand-written extraction set (if it has one) through the storefront."""
+    from shoptune.demo.conversation import play, schema_samples
     from shoptune.shop import resources
     from shoptune.shop.orders import OrderBook
     from shoptune.shop.reading import read_records
 
     sessions = run.paths.root / "sessions.sqlite3"
     sessions.unlink(missing_ok=True)  # a fresh conversation every time it is replayed
-    handwritten = read_records(REPO_ROOT / HANDWRITTEN)
-    orders = OrderBook.open(run.config.shop.orders_url, resources.active().root)
+    shop = resources.active()
+    handwritten = read_records(run.handwritten) if run.handwritten else []
+    orders = OrderBook.open(run.config.shop.orders_url, shop.root)
     transcript = play(
-        run.tuned.storefront(run.config_path), run.tuned.api_key, orders, say=run.log, handwritten=handwritten
+        run.tuned.storefront(run.config_path),
+        run.tuned.api_key,
+        orders,
+        say=run.log,
+        handwritten=handwritten,
+        extractions=schema_samples(read_records(run.test_file), shop.schemas),
     )
     run.paths.transcript.write_text(json.dumps(transcript, ensure_ascii=False, indent=2), encoding="utf-8")
-    hand = score_saved(run.config, REPO_ROOT / HANDWRITTEN, transcript["handwritten"], run.paths.eval_handwritten)
-    return {
+    summary = {
         "turns": len(transcript["turns"]),
         "flagged_turns": sum(bool(t["flags"]) for t in transcript["turns"]),
         "extractions_exact": sum(not e["flags"] for e in transcript["extractions"]),
-        "handwritten_micro_f1": hand["micro_f1"],
     }
+    if handwritten:
+        hand = score_saved(run.config, run.handwritten, transcript["handwritten"], run.paths.eval_handwritten)
+        summary["handwritten_micro_f1"] = hand["micro_f1"]
+    return summary
 
 
 def _report_json(folder: Callable[[DemoPaths], Path]) -> Callable[[DemoRun], list[Path]]:
@@ -438,8 +456,8 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "serve with vLLM + storefront: conversation, /v1/extract, hand-written set",
-        lambda run: content_hash(run.merge_hash, run.config.serve.model_dump(), sha256_file(REPO_ROOT / HANDWRITTEN)),
-        lambda run: [run.paths.transcript, run.paths.eval_handwritten / "report.json"],
+        lambda run: content_hash(run.merge_hash, run.config.serve.model_dump(), run.config.shop.model_dump()),
+        lambda run: [run.paths.transcript, *([run.paths.eval_handwritten / "report.json"] if run.handwritten else [])],
         converse,
     ),
     Stage(

@@ -18,7 +18,7 @@ from typing import Any
 
 from shoptune.shop.catalogue import CatalogueSource
 from shoptune.shop.orders import Order, OrderBook
-from shoptune.shop.resources import Shop
+from shoptune.shop.resources import Product, Shop
 
 _MONTHS = (
     "January",
@@ -37,19 +37,21 @@ _MONTHS = (
 
 
 class OrderDesk:
-    """Finds an order number in a message and answers it from `book` for the signed-in customer."""
+    """Finds an order number in a message and answers it from `book` for the signed-in customer.
+    `order_id_pattern`: the config's (`shop.order_id_pattern`), else the shop's `templates/orders.yaml`'s."""
 
     def __init__(
         self,
         book: OrderBook,
         shop: Shop,
-        order_id_pattern: str,
+        order_id_pattern: str | None,
         catalogue: CatalogueSource,
         now: Callable[[], datetime] = datetime.now,
     ) -> None:
         self.book, self.catalogue, self.now = book, catalogue, now
-        self.pattern = re.compile(rf"(?<![A-Za-z0-9])(?:{order_id_pattern})(?![A-Za-z0-9])", re.IGNORECASE)
         self.phrasing: dict[str, Any] = shop.templates("orders")
+        pattern = order_id_pattern or self.phrasing["order_id_pattern"]
+        self.pattern = re.compile(rf"(?<![A-Za-z0-9])(?:{pattern})(?![A-Za-z0-9])", re.IGNORECASE)
         facts = {topic.id: topic.facts for topic in shop.policy}
         self.window = _fact(facts, self.phrasing["return_window"])
         self.quality_window = _fact(facts, self.phrasing["quality_window"])
@@ -69,16 +71,18 @@ class OrderDesk:
         text = message.casefold()
         return any(word.casefold() in text for word in self.phrasing["return_words"][lang])
 
-    def answer(self, message: str, order_id: str, customer_id: str | None, lang: str) -> str:
-        """The reply to `message`, a question about `order_id` from `customer_id`, in `lang`."""
+    def answer(self, message: str, order_id: str, customer_id: str | None, lang: str) -> tuple[str, list[Product]]:
+        """The reply to `message`, a question about `order_id` from `customer_id`, in `lang`, and the
+        order's products as the catalogue has them now (none when the order is not the customer's)."""
         phrasing = self.phrasing[lang]
         order = self.book.lookup(order_id, customer_id)
         if order is None:
-            return phrasing["not_found"].format(order_id=order_id)
-        values = self._values(order, lang)
-        if self.asks_about_return(message, lang):
-            return phrasing["returns"][self._return_case(order)].format(**values)
-        return phrasing["status"][order.status].format(**values)
+            return phrasing["not_found"].format(order_id=order_id), []
+        products = self.catalogue.current([item.sku for item in order.items])
+        values = self._values(order, products, lang)
+        case = self._return_case(order) if self.asks_about_return(message, lang) else None
+        reply = phrasing["returns"][case] if case else phrasing["status"][order.status]
+        return reply.format(**values), [products[i.sku] for i in order.items if i.sku in products]
 
     def _return_case(self, order: Order) -> str:
         if order.status in {"cancelled", "refunded"}:
@@ -93,9 +97,8 @@ class OrderDesk:
     def _days_since(self, moment: datetime) -> int:
         return (self.now().date() - moment.date()).days
 
-    def _values(self, order: Order, lang: str) -> dict[str, Any]:
+    def _values(self, order: Order, products: dict[str, Product], lang: str) -> dict[str, Any]:
         phrasing = self.phrasing[lang]
-        products = self.catalogue.current([item.sku for item in order.items])
         names = [products[i.sku].name(lang) if i.sku in products else i.sku for i in order.items]
         items = phrasing["item_separator"].join(
             phrasing["item"].format(name=name, quantity=item.quantity)

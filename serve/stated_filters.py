@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 from shoptune.shop import resources
+from shoptune.shop.resources import Shop
 
 _NUMBER = r"(\d+(?:\.\d+)?)"
 _RANGES = (
@@ -45,8 +46,9 @@ def stated_budget(text: str) -> list[int | float | None] | None:
 
 
 @cache
-def _colours() -> tuple[tuple[str, re.Pattern[str]], ...]:
-    names = {name for product in resources.catalogue() for c in product.colors for name in (c.zh, c.en)}
+def _colours(shop: Shop) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """The colour names of `shop`'s catalogue, longest first, each with its pattern."""
+    names = {name for product in shop.catalogue for c in product.colors for name in (c.zh, c.en)}
     ordered = sorted(names, key=len, reverse=True)  # "深蓝色" before "蓝色"
     return tuple(
         (name, re.compile(re.escape(name) if not name.isascii() else rf"\b{re.escape(name)}\b", re.IGNORECASE))
@@ -56,7 +58,7 @@ def _colours() -> tuple[tuple[str, re.Pattern[str]], ...]:
 
 def stated_colour(text: str) -> str | None:
     """A catalogue colour named in the text, as the catalogue spells it."""
-    return next((name for name, pattern in _colours() if pattern.search(text)), None)
+    return next((name for name, pattern in _colours(resources.active()) if pattern.search(text)), None)
 
 
 def fill_stated(extracted: dict[str, Any], text: str) -> dict[str, Any]:

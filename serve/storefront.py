@@ -109,7 +109,7 @@ class Storefront:
 
     def recommend(self, query: str) -> tuple[list[Product], str, dict[str, Any]]:
         """In-stock products matching the query's extracted filters, a grounded answer, and the filters."""
-        extracted = self.extract(query, "product_query")
+        extracted = self._filters_from_model(query)
         products = self.router.retrieve(query, extracted)
         messages = [
             system_message(self.settings.system_prompt, catalogue_context(products, detect_language(query))),
@@ -158,18 +158,22 @@ class Storefront:
         self, session_id: str, state: dict[str, Any], message: str, order_id: str, customer_id: str | None, lang: str
     ) -> ChatResult:
         """A question about one order, answered from the order system; the model is not asked."""
-        reply = self.orders.answer(message, order_id, customer_id, lang)
+        reply, products = self.orders.answer(message, order_id, customer_id, lang)
         topics = [self.orders.return_topic] if self.orders.asks_about_return(message, lang) else []
         self.store.append(session_id, [{"role": "user", "content": message}, {"role": "assistant", "content": reply}])
         self.store.set_state(session_id, {**state, "about_products": False})
-        return ChatResult(reply, [], state.get("filters") or {}, topics, order_id)
+        return ChatResult(reply, products, state.get("filters") or {}, topics, order_id)
 
     def _filters_from_model(self, message: str) -> dict[str, Any]:
-        """The chat's extraction step. It only narrows retrieval, so when the model cannot give a
-        valid object (an untuned model can run its guided JSON past max_tokens) the turn goes on
-        without it instead of failing the shopper's request."""
+        """The extraction step of a product search (`serve.filter_schema`). It only narrows retrieval,
+        so when the model cannot give a valid object (an untuned model can run its guided JSON past
+        max_tokens), or the shop has no such schema, the search goes on without it instead of
+        failing the shopper's request."""
+        schema = self.settings.serve.filter_schema
+        if schema is None or schema not in self.schemas:
+            return {}
         try:
-            return self.extract(message, "product_query")
+            return self.extract(message, schema)
         except ModelOutputInvalid as exc:
             logger.warning("chat goes on without model filters: %s", exc)
             return {}

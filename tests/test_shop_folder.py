@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from conftest import invoke_shoptune
-from shops import shop_with_a_claim_schema
+from shops import catalogue_as_csv, shop_with_a_claim_schema
 
 from shoptune.shop import resources
 from shoptune.shop.folder import CATALOGUE, POLICY, check_shop
@@ -103,3 +103,50 @@ def test_records_of_a_shop_schema_check_against_that_shop(tmp_path: Path) -> Non
     on_the_example_shop = invoke_shoptune("data", "check", str(data))
     assert on_the_example_shop.returncode == 1
     assert "schema: unknown schema 'warranty_claim'; known: order_request, product_query" in on_the_example_shop.stdout
+
+
+def test_a_csv_catalogue_reads_as_the_same_products_and_its_bad_rows_are_named(tmp_path: Path) -> None:
+    folder = _new_shop(tmp_path)
+    csv_file = catalogue_as_csv(folder)
+    assert resources.use_shop(folder).catalogue == resources.use_shop(None).catalogue
+    english_only = tmp_path / "english.csv"
+    english_only.write_text(
+        "sku,category,brand_en,noun_en,name_en,price,colors,sizes,stock\n"
+        "E-1,audio,Sony,headphones,Sony WH-9 headphones,2199,black;silver,One size,12\n"
+        "E-2,audio,Sony,earbuds,Sony W1 earbuds,cheap,white,,ten\n",
+        encoding="utf-8",
+    )
+    english_only.replace(csv_file)
+    resources.open_shop.cache_clear()
+    problems = [str(p) for p in check_shop(folder)]
+    assert problems == [
+        f"{csv_file}:3: price: Input should be a valid number, unable to parse string as a number",
+        f"{csv_file}:3: stock: Input should be a valid integer",
+    ]
+    csv_file.write_text(csv_file.read_text(encoding="utf-8").splitlines()[0] + "\n" + "E-1,audio,Sony,headphones,"
+                        "Sony WH-9 headphones,2199,black;silver,One size,12\n", encoding="utf-8")  # fmt: skip
+    (product,) = resources.use_shop(folder).catalogue
+    assert (product.name_zh, product.name_en, product.price, product.stock) == (
+        "Sony WH-9 headphones",
+        "Sony WH-9 headphones",
+        2199.0,
+        12,
+    )  # fmt: skip  (no zh columns: the en ones)
+    assert [c.en for c in product.colors] == ["black", "silver"] and product.sizes == ("One size",)
+
+
+def test_check_reads_the_order_replies_and_the_sample_orders(tmp_path: Path) -> None:
+    folder = _new_shop(tmp_path)
+    phrasing = folder / "templates" / "orders.yaml"
+    text = phrasing.read_text(encoding="utf-8").replace("order_id_pattern: 'YX\\d{12}'", "order_id_pattern: 'YX(\\d'")
+    phrasing.write_text(text.replace('    shipped: "您的订单', '    shiped: "您的订单', 1), encoding="utf-8")
+    orders = folder / "orders" / "orders.jsonl"
+    lines = orders.read_text(encoding="utf-8").splitlines()
+    lines[1] = lines[1].replace('"status": "delivered"', '"status": "lost"')
+    orders.write_text("\n".join([*lines, lines[0]]) + "\n", encoding="utf-8")
+    found = [str(problem) for problem in check_shop(folder)]
+    assert found[0].startswith(f"{phrasing}:8: order_id_pattern: Value error, missing ), unterminated subpattern")
+    assert found[1].startswith(f"{phrasing}:21: zh.status.shiped.[key]: Input should be 'paid', 'shipped'")
+    assert found[2].startswith(f"{orders}:2: status: Input should be 'paid', 'shipped'")
+    assert found[3] == f"{orders}:{len(lines) + 1}: order_id: YX202611250001 is also on line 1"
+    assert len(found) == 4

@@ -141,6 +141,7 @@ def test_an_order_question_is_answered_from_the_order_row_and_the_model_is_not_a
     storefront, llm = _storefront(tmp_path, orders=_desk(datetime(2026, 11, 27)))
     result = storefront.chat("s", f"我的订单{SHIPPED}到哪了？", customer_id=order.customer_id)
     assert result.order_id == SHIPPED and llm.requests == []
+    assert [p.sku for p in result.products] == [item.sku for item in order.items]  # the cards of its items
     shoes = resources.products_by_sku()[order.items[0].sku]
     assert result.reply == (
         f"您的订单{SHIPPED}（{shoes.name_zh}×{order.items[0].quantity}）已于11月25日由{order.carrier}发出，"
@@ -154,7 +155,9 @@ def test_an_order_question_is_answered_from_the_order_row_and_the_model_is_not_a
 def test_another_customers_order_is_answered_like_one_that_does_not_exist(tmp_path: Path) -> None:
     storefront, _ = _storefront(tmp_path, orders=_desk(datetime(2026, 11, 27)))
     owner = _sample_order(SHIPPED).customer_id
-    theirs = storefront.chat("a", f"我的订单{SHIPPED}到哪了？", customer_id="C1002").reply
+    stranger = storefront.chat("a", f"我的订单{SHIPPED}到哪了？", customer_id="C1002")
+    theirs = stranger.reply
+    assert stranger.products == [] and stranger.order_id == SHIPPED
     missing = storefront.chat("b", "我的订单YX209912310001到哪了？", customer_id="C1002").reply
     anonymous = storefront.chat("c", f"我的订单{SHIPPED}到哪了？").reply
     assert theirs == missing.replace("YX209912310001", SHIPPED) == anonymous
@@ -233,3 +236,14 @@ def test_the_product_request_threshold_is_derived_from_the_shop(tmp_path: Path) 
     assert calibrate_routing(own.catalogue, resources.active()).product_recall >= 0.9
 
     assert ContextRouter(ServeConfig(product_query_score=20.0)).product_query_score == 20.0  # configured: as is
+
+
+def test_a_shop_without_the_filter_schema_chats_on_the_budget_it_states(tmp_path: Path) -> None:
+    shop = shop_with_a_claim_schema(tmp_path / "claims-only")
+    (shop / "schemas" / "product_query.schema.json").unlink()
+    resources.use_shop(shop)
+    storefront, llm = _storefront(tmp_path)
+    result = storefront.chat("s", "我想买一部3000元以内的手机")
+    assert [r for r in llm.requests if "response_format" in r] == []  # no product_query to ask the model for
+    assert result.filters["price_range"] == [None, 3000] and result.products
+    assert all(p.price <= 3000 for p in result.products[:1])

@@ -54,8 +54,9 @@ def catalogue_db(folder: Path, url: str) -> None:
     """Copy FOLDER's catalogue into the `products` table of the database at URL (a SQLAlchemy URL,
     e.g. sqlite:///shop.db); then `--set shop.catalogue_url=URL` serves from it, live."""
     from shoptune.shop.catalogue import FileCatalogue, write_catalogue
+    from shoptune.shop.resources import catalogue_file
 
-    count = write_catalogue(url, FileCatalogue(folder / "catalogue" / "products.jsonl").products())
+    count = write_catalogue(url, FileCatalogue(catalogue_file(folder)).products())
     say(f"{count} products written to {url}")
 
 

@@ -125,12 +125,14 @@ class DataConfig(ConfigSection):
 
     imported: Items[NonBlank] = ()
     """Record files (JSONL, e.g. from `shoptune data import`) of the shop's own data, mixed into
-    every split at `imported_share`; each is validated like `data check` does."""
+    every split at `imported_share`; each is validated like `data check` does. Empty: the shop
+    folder's `labelled/*.jsonl`, if it has any."""
 
-    imported_share: Fraction = 0.5
-    """With `imported` files: the share of each split's records taken from them (the rest are
-    generated). 1.0 trains and evaluates on the shop's own data only. A split asking for more
-    imported records than there are is refused with both counts."""
+    imported_share: Fraction | None = None
+    """The share of each split's records taken from the imported files (the rest are generated).
+    1.0 trains and evaluates on the shop's own data only; a split asking for more imported records
+    than there are is refused with both counts. Unset: all of them, dealt over the splits in
+    proportion to their sizes (at most every record of a split)."""
 
     @field_validator("languages")
     @classmethod
@@ -387,6 +389,11 @@ class ServeConfig(ConfigSection):
     the score that best separates the shop's product requests, its phrasings filled with its products,
     from its policy questions and follow-ups; 13.0 on the example shop, logged at start)."""
 
+    filter_schema: NonBlank | None = "product_query"
+    """The extraction schema whose `product`, `price_range`, `color` and `size` fields narrow the
+    catalogue search of a chat turn and of /v1/recommend. A shop without it (or None) searches with the
+    budget and colour the message states in so many words, without asking the model."""
+
     catalogue_check_s: float = Field(1.0, ge=0)
     """How often (seconds, at most) the storefront asks the catalogue whether products were added or
     removed, and rebuilds its retrieval index if so. Prices and stock are read on every turn regardless.
@@ -454,9 +461,10 @@ class ShopConfig(ConfigSection):
     shop orders-db` creates one). Unset: the folder's sample orders (`orders/orders.jsonl`), loaded
     into an SQLite database in memory when the storefront starts."""
 
-    order_id_pattern: RegexPattern = r"YX\d{12}"
-    """The shop's order numbers, as a regular expression (matched case-insensitively, as a whole word):
-    a chat message with one is answered from that order."""
+    order_id_pattern: RegexPattern | None = None
+    r"""The shop's order numbers, as a regular expression (matched case-insensitively, as a whole word):
+    a chat message with one is answered from that order. Unset: the shop's own, `order_id_pattern` in
+    its `templates/orders.yaml` (`YX\d{12}` for the example shop)."""
 
 
 class ShoptuneConfig(ConfigSection):

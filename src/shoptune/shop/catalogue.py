@@ -1,7 +1,7 @@
 """Where a shop's products live: a file in its folder, or a database table that changes while the
 storefront runs.
 
-    catalogue/products.jsonl           the folder's file (the example shop's); snapshot on change
+    catalogue/products.jsonl (or .csv)  the folder's file (the example shop's); read again on change
     shop.catalogue_url: sqlite:///shop.db   a `products` table in any SQLAlchemy database
 
 Both are a `CatalogueSource`: `products()` for everything (data builds, the retrieval index),
@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from shoptune.core.errors import BadInputError
-from shoptune.shop.resources import Product, product_from_row, read_catalogue
+from shoptune.shop.resources import Product, catalogue_file, product_from_row, read_catalogue
 
 PRODUCTS = Table(
     "products",
@@ -56,7 +56,7 @@ class CatalogueSource(Protocol):
 
 
 class FileCatalogue:
-    """The folder's `catalogue/products.jsonl`, read again whenever the file changes."""
+    """The folder's `catalogue/products.jsonl` or `.csv`, read again whenever the file changes."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -155,4 +155,4 @@ def product_row(product: Product) -> dict[str, Any]:
 
 def catalogue_source(folder: Path, url: str | None) -> CatalogueSource:
     """The shop's catalogue: the database at `url` if one is configured, else the folder's file."""
-    return SqlCatalogue(url) if url else FileCatalogue(folder / "catalogue" / "products.jsonl")
+    return SqlCatalogue(url) if url else FileCatalogue(catalogue_file(folder))

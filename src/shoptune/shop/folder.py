@@ -12,23 +12,25 @@ supports (asked of vLLM's own check when vLLM is installed).
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from shoptune.core.errors import BadInputError
 from shoptune.core.paths import DATASETS_DIR
 from shoptune.shop.check import Problem
 from shoptune.shop.orders import ORDERS_FILE, order_problems
-from shoptune.shop.resources import SCHEMA_SUFFIX, Shop, read_schema, schema_name
+from shoptune.shop.resources import SCHEMA_SUFFIX, Shop, catalogue_file, catalogue_rows, read_schema, schema_name
 
 CATALOGUE = Path("catalogue") / "products.jsonl"
 POLICY = Path("policy") / "store_policy.yaml"
 STYLE_GUIDE = Path("brand") / "style_guide.yaml"
+ORDER_PHRASING = Path("templates") / "orders.yaml"
 SHOP_PARTS = ("catalogue", "schemas", "policy", "brand", "templates", "orders")
 """What `shop init` copies: the example shop's own data (its eval and security sets stay shoptune's)."""
 
@@ -45,7 +47,7 @@ class ColourRow(Strict):
 
 
 class ProductRow(Strict):
-    """One line of `catalogue/products.jsonl`."""
+    """One line of `catalogue/products.jsonl` (or row of `products.csv`)."""
 
     sku: str = Text
     category: str = Text
@@ -106,21 +108,56 @@ class StyleGuideFile(Strict):
     max_length: MaxLength
 
 
+class PolicyFact(Strict):
+    topic: str = Text
+    fact: str = Text
+
+
+class OrderReplies(Strict):
+    date: str = Text
+    item: str = Text
+    item_separator: str
+    not_found: str = Text
+    status: dict[Literal["paid", "shipped", "delivered", "cancelled", "refunded"], str]
+    returns: dict[Literal["open", "quality_only", "closed", "not_delivered", "cancelled", "refunded"], str]
+
+
+def _is_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(str(exc)) from exc
+    return pattern
+
+
+class OrderPhrasingFile(Strict):
+    """`templates/orders.yaml`: the shop's order numbers, return words and windows, and the replies
+    to order questions in each language it speaks."""
+
+    order_id_pattern: Annotated[str, AfterValidator(_is_regex)] = Text
+    return_words: dict[str, list[str]]
+    return_window: PolicyFact
+    quality_window: PolicyFact
+    zh: OrderReplies | None = None
+    en: OrderReplies | None = None
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(whole)"
 
 
 def check_catalogue(root: Path) -> Iterator[Problem]:
-    path = root / CATALOGUE
+    path = catalogue_file(root)
     if not path.is_file():
-        yield Problem(str(path), None, "missing: the catalogue, one product per line")
+        yield Problem(str(path), None, "missing: the catalogue, one product per line (or products.csv)")
         return
     seen: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-        if not line.strip():
+    for number, raw in catalogue_rows(path):
+        if isinstance(raw, ValueError):
+            yield Problem(str(path), number, f"not a product record: {raw}")
             continue
         try:
-            product = ProductRow.model_validate_json(line)
+            product = ProductRow.model_validate(raw)
         except ValidationError as invalid:
             for error in invalid.errors():
                 yield Problem(str(path), number, f"{_field(error['loc'])}: {error['msg']}")
@@ -228,6 +265,7 @@ def check_shop(root: Path, *, backend: str = "xgrammar") -> list[Problem]:
         *check_yaml(root / POLICY, PolicyFile),
         *check_yaml(root / STYLE_GUIDE, StyleGuideFile),
         *check_templates(root),
+        *check_yaml(root / ORDER_PHRASING, OrderPhrasingFile),
         *check_orders(root),
     ]
 
@@ -240,6 +278,9 @@ in a config) makes every stage work on it. Started from shoptune's example shop:
 
 - `catalogue/products.jsonl`: one product per line (sku, category, brand/noun/name in zh and en,
   price, colors [{{zh, en}}], sizes, stock, specs). The storefront recommends and quotes only these.
+  Or `catalogue/products.csv` with the same columns (the zh ones may be left out: they then read the
+  en ones; colors and sizes `;`-separated, a colour `黑色/black` or one name; specs a JSON object), or
+  a database table (`shop.catalogue_url`, `shoptune shop catalogue-db`).
 - `schemas/<name>.schema.json`: one JSON Schema (draft 2020-12, `"type": "object"`) per extraction
   form, any number. `<name>` is what `/v1/extract` takes as `schema` and what records name in their
   `schema` field; each property's `description` tells the model what the field holds.
@@ -251,7 +292,8 @@ in a config) makes every stage work on it. Started from shoptune's example shop:
   `templates/orders.yaml`, the replies to order questions, filled from the order system.
 - `orders/orders.jsonl`: sample orders (one per line: order_id, customer_id, status, local times,
   carrier, tracking_no, items [{{sku, quantity, unit_price}}]) the chat answers from when no order
-  database is configured (`shop.orders_url`). Set `shop.order_id_pattern` to your order numbers.
+  database is configured (`shop.orders_url`). `order_id_pattern` in `templates/orders.yaml` says what
+  your order numbers look like.
 """
 
 

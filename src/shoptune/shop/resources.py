@@ -9,8 +9,11 @@ process works on one shop at a time: `use_shop()` selects it where a config ente
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -117,16 +120,72 @@ def product_from_row(raw: dict[str, Any], *, where: str) -> Product:
         raise BadInputError(f"{where}: bad product record: {exc!r}") from exc
 
 
+CATALOGUE_FILES = ("products.jsonl", "products.csv")
+"""A folder's catalogue file, the first of these that exists under `catalogue/`."""
+CSV_LISTS = ("colors", "sizes")
+"""CSV cells holding lists, `;`-separated; a colour is `zh/en` or one name for both languages."""
+
+
+def catalogue_file(root: Path) -> Path:
+    """The shop's catalogue file: `catalogue/products.jsonl`, or else `catalogue/products.csv`."""
+    folder = root / "catalogue"
+    return next((folder / name for name in CATALOGUE_FILES if (folder / name).is_file()), folder / CATALOGUE_FILES[0])
+
+
+def _number(cell: str) -> float | str:
+    try:
+        return float(cell)
+    except ValueError:
+        return cell  # left as written: the row's check names the field
+
+
+def _colour(cell: str) -> dict[str, str]:
+    zh, _, en = cell.partition("/")
+    return {"zh": zh.strip(), "en": (en or zh).strip()}
+
+
+def csv_product(row: dict[str, str]) -> dict[str, Any]:
+    """A `products.csv` row as a catalogue record. The zh columns may be left out (an English-only
+    shop): each then reads its en column. `specs` is a JSON object or empty."""
+    raw: dict[str, Any] = {key: (value or "").strip() for key, value in row.items() if key}
+    for field_name in ("brand", "noun", "name"):
+        raw[f"{field_name}_zh"] = raw.get(f"{field_name}_zh") or raw.get(f"{field_name}_en", "")
+    raw["price"] = _number(raw.get("price", ""))
+    stock = _number(raw.get("stock", ""))
+    raw["stock"] = int(stock) if isinstance(stock, float) and stock.is_integer() else stock
+    parts = {name: [part.strip() for part in raw.get(name, "").split(";") if part.strip()] for name in CSV_LISTS}
+    raw["colors"] = [_colour(part) for part in parts["colors"]]
+    raw["sizes"] = parts["sizes"]
+    raw["specs"] = json.loads(raw["specs"]) if raw.get("specs") else {}
+    return raw
+
+
+def catalogue_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | ValueError]]:
+    """(line, record) for each product of a products.jsonl or products.csv; a line that cannot be
+    parsed at all comes as its `ValueError`."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        for row in reader:
+            try:
+                yield reader.line_num, csv_product(row)
+            except ValueError as exc:
+                yield reader.line_num, exc
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                yield number, json.loads(line)
+            except ValueError as exc:
+                yield number, exc
+
+
 def read_catalogue(path: Path) -> tuple[Product, ...]:
     products = []
-    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-        except ValueError as exc:
-            raise BadInputError(f"{path}:{line_number}: bad product record: {exc!r}") from exc
-        products.append(product_from_row(raw, where=f"{path}:{line_number}"))
+    for number, raw in catalogue_rows(path):
+        if isinstance(raw, ValueError):
+            raise BadInputError(f"{path}:{number}: bad product record: {raw!r}")
+        products.append(product_from_row(raw, where=f"{path}:{number}"))
     return tuple(products)
 
 
@@ -226,7 +285,9 @@ class Shop:
 
     def source_files(self) -> list[Path]:
         """Every data file of the shop (their hashes go into the build manifest)."""
-        return sorted(p for p in self.root.rglob("*") if p.is_file() and p.suffix in {".jsonl", ".json", ".yaml"})
+        return sorted(
+            p for p in self.root.rglob("*") if p.is_file() and p.suffix in {".jsonl", ".json", ".yaml", ".csv"}
+        )
 
     def source_hashes(self) -> dict[str, str]:
         return {path.relative_to(self.root).as_posix(): sha256_file(path) for path in self.source_files()}
