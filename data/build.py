@@ -24,7 +24,7 @@ from shoptune.core.hashing import sha256_bytes
 from shoptune.data.imported import Fits, ImportedSplits, deal_imported, imported_files, user_messages
 from shoptune.data.tasks.chat import chat_record
 from shoptune.data.tasks.context import Redraw, TaskContext, heldout_subset
-from shoptune.data.tasks.extract import extract_record
+from shoptune.data.tasks.extract import extract_record, generated_schemas
 from shoptune.data.tasks.faq import faq_record, question_pool
 from shoptune.data.tasks.recommend import recommend_record
 from shoptune.data.tasks.refusal import refusal_record
@@ -65,15 +65,18 @@ class HeldOut:
 def held_out(config: DataConfig) -> HeldOut:
     """The templates and SKUs reserved for the test split, chosen per pool by content hash."""
     pools: list[list[str]] = []
-    product_query = resources.templates("product_query")
-    pools += [[t["id"] for t in product_query[lang]] for lang in product_query]
-    order_request = resources.templates("order_request")
-    pools += [
-        [t["id"] for t in order_request[lang][intent]] for lang in order_request for intent in order_request[lang]
-    ]
+    schemas = generated_schemas()
+    if "product_query" in schemas:
+        product_query = resources.templates("product_query")
+        pools += [[t["id"] for t in product_query[lang]] for lang in product_query]
+    if "order_request" in schemas:
+        order_request = resources.templates("order_request")
+        pools += [
+            [t["id"] for t in order_request[lang][intent]] for lang in order_request for intent in order_request[lang]
+        ]
     faq = resources.templates("faq")
     pools += [[t["id"] for t in faq[lang]] for lang in faq]
-    pools += [[q["id"] for q in question_pool(topic, lang)] for topic in resources.policy() for lang in ("zh", "en")]
+    pools += [[q["id"] for q in question_pool(topic, lang)] for topic in resources.policy() for lang in topic.questions]
     refusal = resources.templates("refusal")["kinds"]
     pools += [[t["id"] for t in refusal[kind][lang]] for kind in refusal for lang in refusal[kind]]
     templates = frozenset().union(*(heldout_subset(pool, config.heldout_template_share) for pool in pools))
@@ -95,6 +98,13 @@ def allocate(total: int, weights: dict[str, float]) -> dict[str, int]:
     return counts
 
 
+def generated_task_mix(config: DataConfig, split: str) -> dict[str, float]:
+    """The split's task mix, less `extract` for a shop whose schemas are all its own (its labelled
+    records are then the split's extraction records)."""
+    mix = config.split_task_mix(split)
+    return mix if generated_schemas() else {task: weight for task, weight in mix.items() if task != "extract"}
+
+
 def generate_split(
     split: str,
     count: int,
@@ -106,7 +116,7 @@ def generate_split(
 ) -> list[dict[str, Any]]:
     rng = random.Random(f"shoptune-data:{config.seed}:{split}")
     plan: list[tuple[str, str]] = []
-    for task, task_count in allocate(count, config.split_task_mix(split)).items():
+    for task, task_count in allocate(count, generated_task_mix(config, split)).items():
         plan += [(task, config.languages[i % len(config.languages)]) for i in range(task_count)]
     rng.shuffle(plan)
     records: list[dict[str, Any]] = []

@@ -34,7 +34,7 @@ class PolicyIndex:
     def __init__(self) -> None:
         self.topics = list(resources.policy())
         self.bags = [
-            set(terms(" ".join([*t.title.values(), *t.text.values(), *t.questions["zh"], *t.questions["en"]])))
+            set(terms(" ".join([*t.title.values(), *t.text.values(), *(q for qs in t.questions.values() for q in qs)])))
             for t in self.topics
         ]
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from shoptune.core.errors import BadInputError
 from shoptune.data.surface import add_typos, budget_phrase, casing_noise, order_id
 from shoptune.data.tasks.context import TaskContext, slots
 from shoptune.data.tasks.queries import colour_phrase, product_phrase, sample_product_query
@@ -126,5 +128,28 @@ def order_request_record(ctx: TaskContext) -> dict[str, Any]:
     }
 
 
+GENERATED: dict[str, tuple[float, Callable[[TaskContext], dict[str, Any]]]] = {
+    "product_query": (0.55, product_query_record),
+    "order_request": (0.45, order_request_record),
+}
+"""The schemas the generator writes extraction records for, each from the shop's phrasings of the same
+name (`templates/<schema>.yaml`), and their weights. A shop's other schemas come from its own
+labelled records (`data import`, `labelled/`)."""
+
+
+def generated_schemas() -> list[str]:
+    """The schemas of `GENERATED` this shop has, with their phrasings."""
+    shop = resources.active()
+    return [name for name in GENERATED if name in shop.schemas and shop.has_templates(name)]
+
+
 def extract_record(ctx: TaskContext) -> dict[str, Any]:
-    return product_query_record(ctx) if ctx.rng.random() < 0.55 else order_request_record(ctx)
+    """An extraction record of one of the generated schemas, drawn by weight."""
+    names = generated_schemas()
+    draw = ctx.rng.random() * sum(GENERATED[name][0] for name in names)
+    for name in names:
+        weight, generate = GENERATED[name]
+        if draw < weight or name == names[-1]:
+            return generate(ctx)
+        draw -= weight
+    raise BadInputError("the shop has no schema the generator writes records for; import its labelled records")

@@ -277,6 +277,9 @@ class Shop:
             max_en_words=int(raw["max_length"]["en_words"]),
         )
 
+    def has_templates(self, name: str) -> bool:
+        return (self.root / "templates" / f"{name}.yaml").is_file()
+
     def templates(self, name: str) -> Any:
         """A template file from `templates/` (product_query, order_request, faq, chat, ...)."""
         if name not in self._templates:
