@@ -171,10 +171,16 @@ def show(file: Path, model: str, count: int, record_id: str | None) -> None:
 @click.option(
     "--task", default="chat", show_default=True, type=click.Choice(TASKS), help="Task of chat-format records."
 )
-@click.option("--schema", "schema_name", default=None, help="labelled/spans: the shop schema the labels follow.")
-@click.option("--text-field", default="text", show_default=True, help="labelled/spans: the column with the text.")
+@click.option("--schema", "schema_name", default=None, help="labelled/spans/columns: the shop schema of the labels.")
+@click.option("--text-field", default="text", show_default=True, help="labelled/spans/columns: the text's column.")
 @click.option("--label-field", default="label", show_default=True, help="labelled: the column with the JSON label.")
-@click.option("--map", "renames", multiple=True, metavar="TYPE=FIELD", help="spans: a span type's schema field.")
+@click.option(
+    "--map",
+    "renames",
+    multiple=True,
+    metavar="NAME=FIELD",
+    help="spans/columns: a span type's or column's schema field.",
+)
 @config_option
 @set_option
 def import_(
@@ -190,7 +196,8 @@ def import_(
     overrides: tuple[str, ...],
 ) -> None:
     """Convert ShareGPT, Alpaca or OpenAI-chat files, or labelled extraction data (JSONL/CSV with a
-    JSON label, or typed character spans) into shoptune records; what is skipped is reported."""
+    JSON label, typed character spans, or one column per field) into shoptune records; what is
+    skipped is reported."""
     from shoptune.core.atomic import atomic_write_text
     from shoptune.data.build import to_jsonl
     from shoptune.data.importers import import_file

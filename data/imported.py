@@ -87,15 +87,20 @@ def _pool(config: DataConfig, fits: Fits) -> tuple[list[dict[str, Any]], Importe
     return pool, result
 
 
+AUTO_SHARE_CAP = 0.5
+"""With no `data.imported_share`, the most of each split the imported records take: the rest stays the
+generated chat, recommendation, FAQ and refusal records an assistant also needs."""
+
+
 def deal_imported(config: DataConfig, splits: tuple[str, ...], fits: Fits) -> ImportedSplits:
     """`imported_share` of each split's records from the imported files; refuses a split the files
     cannot fill, naming both counts. No share configured: the share all the usable records make of
-    the splits together (at most 1), rounded down per split."""
+    the splits together, at most `AUTO_SHARE_CAP`, rounded down per split."""
     pool, result = _pool(config, fits)
     sizes = {split: getattr(config, f"{split}_records") for split in splits}
     share = config.imported_share
     if share is None:
-        share = min(1.0, len(pool) / sum(sizes.values()))
+        share = min(AUTO_SHARE_CAP, len(pool) / sum(sizes.values()))
     taken: dict[str, set[str]] = {}
     for split in splits:
         wanted = math.floor(sizes[split] * share) if config.imported_share is None else round(sizes[split] * share)

@@ -14,6 +14,11 @@ of its type in text order; any other field takes its span's text, and a type rep
 texts makes the record ambiguous (reported, not converted); a field no span names is null; a number
 or integer field reads its span's text as a number.
 
+`columns`: JSONL or CSV with one column per schema field (`--map COLUMN=field` renames one), as
+attribute tables and intent-labelled support logs come (`title,brand,color` or `text,intent`). An
+empty cell is null; a number field's cell is read as a number; an array field's cell is a JSON array
+or `;`-separated; a field without a column is null; other columns are ignored.
+
 Every label is validated against the schema; a record that cannot be converted is reported as
 `FILE:LINE: reason` and never written. The conversation is the one the data build writes and the
 storefront sends (`extraction_messages`, with `data.extraction_prompt`).
@@ -36,7 +41,7 @@ from shoptune.shop import resources
 from shoptune.shop.prompts import detect_language
 from shoptune.shop.structured import ordered_like_schema
 
-LABELLED_FORMATS = ("labelled", "spans")
+LABELLED_FORMATS = ("labelled", "spans", "columns")
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, Any, str | None]]:
@@ -100,7 +105,7 @@ def _as_field_value(text: str, spec: dict[str, Any], field: str) -> Any:
         try:
             number = float(text.replace(",", ""))
         except ValueError as exc:
-            raise Unconvertible(f"{field}: span {text!r} is not a number") from exc
+            raise Unconvertible(f"{field}: {text!r} is not a number") from exc
         return int(number) if "integer" in kinds or number.is_integer() else number
     return text
 
@@ -130,6 +135,33 @@ def spans_to_object(
     return value
 
 
+def _cell_value(cell: Any, spec: dict[str, Any], field: str) -> Any:
+    """A column's cell as the field's value: strings from a CSV are parsed by the field's type."""
+    if not isinstance(cell, str):
+        return cell  # JSONL: already typed
+    cell = cell.strip()
+    if not cell:
+        return None
+    if "array" in _types(spec):
+        try:
+            items = json.loads(cell) if cell.startswith("[") else [part.strip() for part in cell.split(";")]
+        except ValueError as exc:
+            raise Unconvertible(f"{field}: {cell!r} is not a JSON array") from exc
+        return [_cell_value(item, _array_items(spec), field) if isinstance(item, str) else item for item in items]
+    if "boolean" in _types(spec) and cell.lower() in {"true", "false"}:
+        return cell.lower() == "true"
+    return _as_field_value(cell, spec, field)
+
+
+def columns_to_object(source: dict[str, Any], schema: dict[str, Any], rename: dict[str, str]) -> dict[str, Any]:
+    """The schema's object from one column per field (see the module docstring)."""
+    by_field = {rename.get(column, column): column for column in source}
+    return {
+        field: _cell_value(source[by_field[field]], spec, field) if field in by_field else None
+        for field, spec in schema["properties"].items()
+    }
+
+
 def _text_and_label(source: Any, fmt: str, text_field: str, label_field: str, schema: dict, rename: dict) -> tuple:
     if not isinstance(source, dict):
         raise Unconvertible("expected an object")
@@ -138,6 +170,8 @@ def _text_and_label(source: Any, fmt: str, text_field: str, label_field: str, sc
         raise Unconvertible(f"{text_field}: missing or empty text")
     if fmt == "spans":
         return text, spans_to_object(text, _span_list(source), schema, rename)
+    if fmt == "columns":
+        return text, columns_to_object({k: v for k, v in source.items() if k != text_field}, schema, rename)
     if label_field not in source:
         raise Unconvertible(f"{label_field}: missing label")
     return text, _label_object(source[label_field])
@@ -159,7 +193,7 @@ def import_labelled(
         raise BadInputError(f"--schema: unknown schema {schema_name!r}; known: {', '.join(schemas)}")
     schema = schemas[schema_name]
     validator = Draft202012Validator(schema)
-    rows = _csv_rows(path) if path.suffix.lower() == ".csv" and fmt == "labelled" else source_rows(path)
+    rows = _csv_rows(path) if path.suffix.lower() == ".csv" and fmt != "spans" else source_rows(path)
     result = ImportResult()
     for number, source, problem in rows:
         where = f"{path}:{number}" if number else str(path)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from shoptune.config.schema import LANGUAGES
 from shoptune.shop.catalogue import CatalogueSource
 from shoptune.shop.orders import Order, OrderBook
 from shoptune.shop.resources import Product, Shop
@@ -69,12 +70,13 @@ class OrderDesk:
     def asks_about_return(self, message: str, lang: str) -> bool:
         """Whether `message` asks to return or refund (one of the shop's `return_words`)."""
         text = message.casefold()
-        return any(word.casefold() in text for word in self.phrasing["return_words"][lang])
+        words = self.phrasing["return_words"]
+        return any(word.casefold() in text for word in words.get(lang) or [w for ws in words.values() for w in ws])
 
     def answer(self, message: str, order_id: str, customer_id: str | None, lang: str) -> tuple[str, list[Product]]:
         """The reply to `message`, a question about `order_id` from `customer_id`, in `lang`, and the
         order's products as the catalogue has them now (none when the order is not the customer's)."""
-        phrasing = self.phrasing[lang]
+        phrasing = self._replies(lang)
         order = self.book.lookup(order_id, customer_id)
         if order is None:
             return phrasing["not_found"].format(order_id=order_id), []
@@ -97,8 +99,12 @@ class OrderDesk:
     def _days_since(self, moment: datetime) -> int:
         return (self.now().date() - moment.date()).days
 
+    def _replies(self, lang: str) -> dict[str, Any]:
+        """The replies in `lang`, or in the shop's first language if it does not write `lang`."""
+        return self.phrasing.get(lang) or next(v for k, v in self.phrasing.items() if k in LANGUAGES)
+
     def _values(self, order: Order, products: dict[str, Product], lang: str) -> dict[str, Any]:
-        phrasing = self.phrasing[lang]
+        phrasing = self._replies(lang)
         names = [products[i.sku].name(lang) if i.sku in products else i.sku for i in order.items]
         items = phrasing["item_separator"].join(
             phrasing["item"].format(name=name, quantity=item.quantity)

@@ -121,14 +121,22 @@ class RoutingCalibration:
     other_specificity: float
 
 
+CALIBRATION_PRODUCTS = 400
+"""Products (evenly spread over the catalogue) whose requests calibrate routing: enough to cover its
+categories, few enough that a 100,000-SKU catalogue calibrates in a second."""
+
+
 def shop_product_requests(shop: Shop) -> list[str]:
-    """Product requests as the shop's shoppers phrase them: each product's noun (and a colour) put
-    into the shop's product-request phrasings (`templates/product_query.yaml`, cycled), slots it has
-    no value for left out; its bare noun where the shop has no such phrasings."""
-    phrasings = shop.templates("product_query") if (shop.root / "templates" / "product_query.yaml").is_file() else {}
+    """Product requests as the shop's shoppers phrase them: a product's noun (and a colour) put into
+    the shop's product-request phrasings (`templates/product_query.yaml`, cycled), in each language
+    they are written in, slots it has no value for left out; its bare noun where the shop has no
+    such phrasings."""
+    phrasings = shop.templates("product_query") if shop.has_templates("product_query") else {}
+    catalogue = shop.catalogue
+    sample = catalogue[:: max(1, len(catalogue) // CALIBRATION_PRODUCTS)]
     messages = []
-    for number, product in enumerate(shop.catalogue):
-        for lang in ("zh", "en"):
+    for number, product in enumerate(sample):
+        for lang in list(phrasings) or ["zh", "en"]:
             noun = product.noun_zh if lang == "zh" else product.noun_en
             colour = product.colour_names(lang)[0] if product.colors else ""
             forms = phrasings.get(lang) or [{"text": "{product}"}]
@@ -141,7 +149,7 @@ def shop_other_messages(shop: Shop) -> list[str]:
     """What shoppers send that is not a product request: the policy's questions and, if the shop has
     them, its follow-up phrasings (`templates/chat.yaml`) with a colour and each topic filled in."""
     messages = [q for topic in shop.policy for lang in ("zh", "en") for q in topic.questions.get(lang, [])]
-    if (shop.root / "templates" / "chat.yaml").is_file():
+    if shop.has_templates("chat"):
         chat = shop.templates("chat")
         colour = shop.catalogue[0].colors[0] if shop.catalogue and shop.catalogue[0].colors else None
         for lang_forms in chat.get("follow_ups", {}).values():

@@ -32,6 +32,8 @@ from shoptune.shop.resources import PolicyTopic, Product
 __all__ = ["ChatResult", "ModelOutputInvalid", "Storefront", "StorefrontSettings", "product_json"]
 
 logger = logging.getLogger("shoptune.storefront")
+ORDER_TURNS = "order_turns"
+"""Session state: positions in the history of the turns the order system answered."""
 
 
 @dataclass(frozen=True)
@@ -124,9 +126,9 @@ class Storefront:
         `customer_id`: the signed-in shopper, whose orders (and only theirs) the chat may look up."""
         state = self.store.get_state(session_id)
         lang = detect_language(message)
-        if order_id := self.orders.order_id(message):
-            return self._order_turn(session_id, state, message, order_id, customer_id, lang)
-        history = self.store.history(session_id)
+        if self.orders and (order_id := self.orders.order_id(message)):
+            return self._order_turn(self.orders, session_id, state, message, order_id, customer_id, lang)
+        history = self._model_history(session_id, state)
         extracted = fill_stated(self._filters_from_model(message), message)
         filters = merge_filters(state.get("filters"), extracted)
         blocks = []
@@ -155,14 +157,30 @@ class Storefront:
         return ChatResult(reply, products, filters, [t.id for t in topics])
 
     def _order_turn(
-        self, session_id: str, state: dict[str, Any], message: str, order_id: str, customer_id: str | None, lang: str
+        self,
+        desk: OrderDesk,
+        session_id: str,
+        state: dict[str, Any],
+        message: str,
+        order_id: str,
+        customer_id: str | None,
+        lang: str,
     ) -> ChatResult:
-        """A question about one order, answered from the order system; the model is not asked."""
-        reply, products = self.orders.answer(message, order_id, customer_id, lang)
-        topics = [self.orders.return_topic] if self.orders.asks_about_return(message, lang) else []
+        """A question about one order, answered from the order system by `desk`; the model is not asked."""
+        reply, products = desk.answer(message, order_id, customer_id, lang)
+        topics = [desk.return_topic] if desk.asks_about_return(message, lang) else []
+        start = len(self.store.history(session_id))
         self.store.append(session_id, [{"role": "user", "content": message}, {"role": "assistant", "content": reply}])
-        self.store.set_state(session_id, {**state, "about_products": False})
+        answered = [*state.get(ORDER_TURNS, []), start, start + 1]
+        self.store.set_state(session_id, {**state, "about_products": False, ORDER_TURNS: answered})
         return ChatResult(reply, products, state.get("filters") or {}, topics, order_id)
+
+    def _model_history(self, session_id: str, state: dict[str, Any]) -> list[dict[str, str]]:
+        """The conversation as the model sees it: without the turns the order system answered. Their
+        replies are templates the model was never trained on, and a small model given one copies it
+        (a tracking number in the next product answer)."""
+        skipped = set(state.get(ORDER_TURNS, []))
+        return [turn for position, turn in enumerate(self.store.history(session_id)) if position not in skipped]
 
     def _filters_from_model(self, message: str) -> dict[str, Any]:
         """The extraction step of a product search (`serve.filter_schema`). It only narrows retrieval,
@@ -183,9 +201,12 @@ class Storefront:
         return (reply.choices[0].message.content or "").strip()
 
 
-def _order_desk(shop: ShopConfig) -> OrderDesk:
-    """The order lookups of the shop this process serves, over its configured order system."""
+def _order_desk(shop: ShopConfig) -> OrderDesk | None:
+    """The order lookups of the shop this process serves, over its configured order system; None for
+    a shop without order replies (`templates/orders.yaml`), whose order questions go to the model."""
     active = resources.active()
+    if not active.has_templates("orders"):
+        return None
     book = OrderBook.open(shop.orders_url, active.root)
     return OrderDesk(book, active, shop.order_id_pattern, active.catalogue_source)
 

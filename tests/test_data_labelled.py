@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from conftest import invoke_shoptune
-from shops import shop_with_a_claim_schema
 
+from shops import shop_with_a_claim_schema
 from shoptune.shop.reading import read_records
 
 
@@ -184,3 +184,56 @@ def test_a_run_trains_and_evaluates_on_the_shops_own_records_only(tmp_path: Path
     metrics = json.loads((report / "report.json").read_text(encoding="utf-8"))["metrics"]
     assert metrics["extraction_records"] == 3 and "schema_valid_rate" in metrics
     assert sorted(metrics["field_recall"]) == ["fault", "serial_number"]  # scored on the shop's own fields
+
+
+TITLE_ATTRIBUTES = {
+    "type": "object",
+    "properties": {
+        "brand": {"type": ["string", "null"], "description": "The maker named in the title."},
+        "storage_gb": {"type": ["integer", "null"], "description": "Storage in GB."},
+        "colors": {"type": ["array", "null"], "items": {"type": "string"}, "description": "Colours offered."},
+    },
+    "required": ["brand", "storage_gb", "colors"],
+    "additionalProperties": False,
+}
+
+
+def test_one_column_per_field_as_attribute_tables_and_intent_logs_come(tmp_path: Path) -> None:
+    """Public e-commerce data shapes: product titles with attribute columns; support messages with an
+    intent column (the example's order_request), imported without code."""
+    shop = shop_with_a_claim_schema(tmp_path / "shop")
+    (shop / "schemas" / "title_attributes.schema.json").write_text(json.dumps(TITLE_ATTRIBUTES), encoding="utf-8")
+    titles = tmp_path / "titles.csv"
+    titles.write_text(
+        "title,maker,storage_gb,colors,listing_id\n"
+        "Apple iPhone 15 128GB Black/Blue,Apple,128,black;blue,881\n"
+        "Generic USB-C cable 1m,,,,882\n"
+        "Xiaomi 14 Pro 512 GB,Xiaomi,lots,,883\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "titles.jsonl"
+    done = invoke_shoptune(
+        "data", "import", str(titles), "--format", "columns", "--schema", "title_attributes", "--text-field",
+        "title", "--map", "maker=brand", "--out", str(out), "--set", f"shop.dir={shop}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"{titles}:4: skipped: storage_gb: 'lots' is not a number" in done.stderr
+    first, second = (json.loads(r["messages"][-1]["content"]) for r in read_records(out))
+    assert first == {"brand": "Apple", "storage_gb": 128, "colors": ["black", "blue"]}
+    assert second == {"brand": None, "storage_gb": None, "colors": None}
+
+    intents = tmp_path / "support.jsonl"
+    rows = [
+        {"text": "where is my parcel YX202611250001", "intent": "order_status", "order_id": "YX202611250001"},
+        {"text": "I want my money back", "intent": "refund"},
+        {"text": "hello", "intent": "greeting"},
+    ]
+    intents.write_text("\n".join(json.dumps(row) for row in rows) + "\n", encoding="utf-8")
+    done = invoke_shoptune(
+        "data", "import", str(intents), "--format", "columns", "--schema", "order_request",
+        "--out", str(tmp_path / "intents.jsonl"), "--set", f"shop.dir={shop}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"{intents}:3: skipped: label intent: 'greeting' is not one of" in done.stderr
+    labels = [json.loads(r["messages"][-1]["content"]) for r in read_records(tmp_path / "intents.jsonl")]
+    assert labels[1] == {"intent": "refund", "order_id": None, "product": None, "reason": None}

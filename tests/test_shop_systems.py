@@ -247,3 +247,14 @@ def test_a_shop_without_the_filter_schema_chats_on_the_budget_it_states(tmp_path
     assert [r for r in llm.requests if "response_format" in r] == []  # no product_query to ask the model for
     assert result.filters["price_range"] == [None, 3000] and result.products
     assert all(p.price <= 3000 for p in result.products[:1])
+
+
+def test_the_model_does_not_see_the_order_systems_replies_in_later_turns(tmp_path: Path) -> None:
+    order = _sample_order(SHIPPED)
+    storefront, llm = _storefront(tmp_path, orders=_desk(datetime(2026, 11, 27)))
+    storefront.chat("s", "我想买一部3000元以内的手机", customer_id=order.customer_id)
+    storefront.chat("s", f"我的订单{SHIPPED}到哪了？", customer_id=order.customer_id)
+    storefront.chat("s", "那黑色的呢？", customer_id=order.customer_id)
+    sent = json.dumps(llm.requests[-1]["messages"], ensure_ascii=False)
+    assert "我想买一部3000元以内的手机" in sent and SHIPPED not in sent and order.tracking_no not in sent
+    assert len(storefront.store.history("s")) == 6  # the shopper's own record keeps every turn

@@ -11,6 +11,7 @@ from shoptune.data.tasks.context import TaskContext, slots
 from shoptune.data.tasks.queries import colour_phrase, product_phrase, sample_product_query
 from shoptune.shop import resources
 from shoptune.shop.prompts import extraction_system_prompt
+from shoptune.shop.resources import canonical_product
 from shoptune.shop.structured import json_answer
 
 INTENTS = ("order_status", "return", "exchange", "refund", "cancel", "shipping", "other")
@@ -53,7 +54,7 @@ def other_product(ctx: TaskContext) -> tuple[str, str]:
         noun_zh = ctx.choice(brand["nouns"])
         noun = ctx.choice(lexicon["other_nouns"][noun_zh][ctx.lang])
         named = f"{brand_zh}{noun}" if ctx.lang == "zh" else f"{brand['en']} {noun}"
-        return named, brand_zh + noun_zh
+        return named, canonical_product(brand_zh, noun_zh)
     noun_zh = ctx.choice(sorted(lexicon["other_nouns"]))
     return ctx.choice(lexicon["other_nouns"][noun_zh][ctx.lang]), noun_zh
 

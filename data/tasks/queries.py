@@ -10,7 +10,7 @@ from shoptune.data.surface import add_typos, budget_phrase, casing_noise
 from shoptune.data.tasks.context import TaskContext, slots
 from shoptune.shop import resources
 from shoptune.shop.prompts import detect_language
-from shoptune.shop.resources import Product
+from shoptune.shop.resources import Product, canonical_product
 
 SIZE_KIND = {"phone": "storage", "laptop": "storage", "shoes": "shoe", "apparel": "apparel"}
 
@@ -30,7 +30,7 @@ class ProductQuery:
     @property
     def product(self) -> str:
         """The extraction target's `product`: canonical brand + noun, or the noun alone."""
-        return f"{self.brand_zh or ''}{self.noun_zh}"
+        return canonical_product(self.brand_zh, self.noun_zh)
 
     def extraction_target(self) -> dict[str, object]:
         return {

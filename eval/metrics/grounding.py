@@ -117,8 +117,8 @@ def _policy_numbers(topic_ids: list[str]) -> tuple[set[str], set[str]]:
         if topic is None:
             continue
         required |= {str(value) for value in topic.facts.values()}
-        for lang in ("zh", "en"):
-            allowed |= set(NUMBER.findall(topic.text[lang])) | set(NUMBER.findall(topic.answer[lang]))
+        for text in [*topic.text.values(), *topic.answer.values()]:
+            allowed |= set(NUMBER.findall(text))
     return required, allowed
 
 

@@ -132,7 +132,7 @@ class DataConfig(ConfigSection):
     """The share of each split's records taken from the imported files (the rest are generated).
     1.0 trains and evaluates on the shop's own data only; a split asking for more imported records
     than there are is refused with both counts. Unset: all of them, dealt over the splits in
-    proportion to their sizes (at most every record of a split)."""
+    proportion to their sizes, up to half of each split (the rest stays generated chat, FAQ, ...)."""
 
     @field_validator("languages")
     @classmethod

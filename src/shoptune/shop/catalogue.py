@@ -88,17 +88,22 @@ class SqlCatalogue:
         self.url = url
         self.engine = connect(url)
 
-    def _rows(self, query: Any) -> list[Product]:
+    def _fetch(self, query: Any) -> list[Any]:
         try:
             with self.engine.connect() as connection:
-                rows = connection.execute(query).mappings().all()
+                return list(connection.execute(query).mappings().all())
         except SQLAlchemyError as exc:
             raise BadInputError(f"shop.catalogue_url: {self.engine.url!r}: cannot read products: {exc}") from exc
-        return [product_from_row(dict(row), where=f"{self.engine.url!r} products sku={row['sku']}") for row in rows]
+
+    def _rows(self, query: Any) -> list[Product]:
+        return [
+            product_from_row(dict(row), where=f"{self.engine.url!r} products sku={row['sku']}")
+            for row in self._fetch(query)
+        ]
 
     def revision(self) -> Hashable:
-        with self.engine.connect() as connection:
-            return tuple(connection.execute(select(func.count(), func.max(PRODUCTS.c.sku))).one())
+        (row,) = self._fetch(select(func.count().label("count"), func.max(PRODUCTS.c.sku).label("last")))
+        return row["count"], row["last"]
 
     def products(self) -> tuple[Product, ...]:
         return tuple(self._rows(select(PRODUCTS).order_by(PRODUCTS.c.sku)))

@@ -13,6 +13,7 @@ import csv
 import functools
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -96,6 +97,17 @@ def _read_yaml(path: Path) -> Any:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise BadInputError(f"{path}: cannot read shop data: {exc}") from exc
+
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def canonical_product(brand: str | None, noun: str) -> str:
+    """An extraction target's `product`: brand and noun as the shop writes them together, run
+    together in Chinese (小米手机, OPPO手机), with a space between words otherwise (Sony headphones)."""
+    if not brand:
+        return noun
+    return f"{brand}{noun}" if _CJK.search(brand + noun) else f"{brand} {noun}"
 
 
 def product_from_row(raw: dict[str, Any], *, where: str) -> Product:

@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from shoptune.shop import resources
+from shoptune.shop.resources import canonical_product
 
 
 def json_answer(value: dict[str, Any]) -> str:
@@ -41,9 +42,11 @@ def shop_vocabulary() -> dict[str, list[str]]:
     """The values the shop's data knows for each extraction field (canonical Chinese)."""
     lexicon = resources.templates("lexicon")
     catalogue = resources.catalogue()
-    products = {p.noun_zh for p in catalogue} | {p.brand_zh + p.noun_zh for p in catalogue}
+    products = {p.noun_zh for p in catalogue} | {canonical_product(p.brand_zh, p.noun_zh) for p in catalogue}
     products |= set(lexicon["other_nouns"])
-    products |= {brand + noun for brand, spec in lexicon["other_brands"].items() for noun in spec["nouns"]}
+    products |= {
+        canonical_product(brand, noun) for brand, spec in lexicon["other_brands"].items() for noun in spec["nouns"]
+    }
     return {
         "product": sorted(products),
         "color": sorted(lexicon["colours"]),
