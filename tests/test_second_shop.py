@@ -21,15 +21,17 @@ from shoptune.shop.orders import ORDERS_FILE, read_orders
 from shoptune.shop.reading import read_records
 
 SHOP = REPO_ROOT / "shops" / "voltedge"
-SETTINGS = ("--set", f"shop.dir={SHOP}", "--set", "data.languages=[en]")
+SETTINGS = (
+    "--set", f"shop.dir={SHOP}", "--set", "data.languages=[en]",
+    "--set", "data.train_records=24", "--set", "data.val_records=6", "--set", "data.test_records=10",
+)  # fmt: skip
 API_KEY = "volt-key"
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("voltedge") / "data"
-    sizes = ("--set", "data.train_records=24", "--set", "data.val_records=6", "--set", "data.test_records=10")
-    done = invoke_shoptune("data", "build", "--config", "configs/tiny-qwen.yaml", "--out", str(out), *SETTINGS, *sizes)
+    done = invoke_shoptune("data", "build", "--config", "configs/tiny-qwen.yaml", "--out", str(out), *SETTINGS)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
@@ -37,6 +39,7 @@ def data(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path) -> Path:
 def test_the_shop_checks_clean_and_builds_english_records_of_its_schemas(data: Path) -> None:
     checked = invoke_shoptune("shop", "check", str(SHOP))
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    resources.use_shop(SHOP)  # the records are read against its schemas
     records = [r for split in ("train", "val", "test") for r in read_records(data / f"{split}.jsonl")]
     assert {r["lang"] for r in records} == {"en"}
     schemas = {r["schema"] for r in records if r["task"] == "extract"}
