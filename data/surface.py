@@ -8,6 +8,9 @@ from __future__ import annotations
 import random
 import re
 import string
+from dataclasses import dataclass, field
+
+from shoptune.shop import resources
 
 _SLOT = re.compile(r"\{\w+\}")
 
@@ -36,10 +39,10 @@ def zh_number_words(value: int) -> str | None:
     return ("两" if hundreds == 2 else _ZH_DIGITS[hundreds]) + "百"
 
 
-def number_form(rng: random.Random, value: int, lang: str, *, currency_sign: bool = True) -> str:
-    """One way of writing an amount of yuan: 2000, 2,000, 2k, ¥2000, 两千, 2千, two thousand...
+def number_form(rng: random.Random, value: int, lang: str, *, currency_sign: str | None = "¥") -> str:
+    """One way of writing an amount: 2000, 2,000, 2k, ¥2000, 两千, 2千, two thousand...
 
-    `currency_sign=False` when the surrounding phrase already names the unit (元, yuan).
+    `currency_sign`: the shop's (¥, $); None when the surrounding phrase already names the unit (元, yuan).
     """
     forms = [str(value), str(value)]
     if value >= 1000:
@@ -49,7 +52,7 @@ def number_form(rng: random.Random, value: int, lang: str, *, currency_sign: boo
         elif value % 100 == 0:
             forms.append(f"{value / 1000:g}k")
     if currency_sign:
-        forms.append(f"¥{value}" if lang == "zh" or value < 1000 else f"¥{value:,}")
+        forms.append(f"{currency_sign}{value}" if lang == "zh" or value < 1000 else f"{currency_sign}{value:,}")
     if lang == "zh":
         words = zh_number_words(value)
         if words:
@@ -78,11 +81,34 @@ BUDGET_FORMS = {
 }
 
 
-def budget_phrase(rng: random.Random, lang: str, low: int | None, high: int | None) -> str:
+@dataclass(frozen=True)
+class Money:
+    """How a shop's shoppers write money: its sign, the words naming its unit, and budget phrasings
+    (`{lo}`/`{hi}` per language and kind: range, max, min). The example shop's yuan by default."""
+
+    symbol: str = "¥"
+    units: tuple[str, ...] = ("元", "块", "yuan", "RMB")
+    budget_forms: dict[tuple[str, str], list[str]] = field(default_factory=lambda: BUDGET_FORMS)
+
+
+def shop_money() -> Money:
+    """The active shop's money: its style guide's currency, its lexicon's `budget_forms` if it has any."""
+    currency = resources.style_guide().currency
+    units = tuple(word for words in currency.units.values() for word in words)
+    custom = resources.templates("lexicon").get("budget_forms")
+    forms = (
+        {(lang, kind): phrasings for lang, kinds in custom.items() for kind, phrasings in kinds.items()}
+        if custom
+        else BUDGET_FORMS
+    )
+    return Money(currency.symbol, units, forms)
+
+
+def budget_phrase(rng: random.Random, lang: str, low: int | None, high: int | None, money: Money = Money()) -> str:
     """A budget phrase whose meaning is exactly [low, high] (either end may be open)."""
     kind = "range" if low is not None and high is not None else ("max" if high is not None else "min")
-    template = rng.choice(BUDGET_FORMS[(lang, kind)])
-    sign = not any(unit in template for unit in ("元", "块", "yuan", "RMB"))
+    template = rng.choice(money.budget_forms[(lang, kind)])
+    sign = None if any(unit in template for unit in money.units) else money.symbol
     return template.format(
         lo=number_form(rng, low, lang, currency_sign=sign) if low is not None else "",
         hi=number_form(rng, high, lang, currency_sign=sign) if high is not None else "",

@@ -17,14 +17,16 @@ from shoptune.shop import resources
 from shoptune.shop.resources import Shop
 
 _NUMBER = r"(\d+(?:\.\d+)?)"
+_SIGN = r"(?:[¥$€£]|rmb\s*|usd\s*)"
+_UNIT = r"(?:yuan|rmb|dollars?|usd|euros?)"
 _RANGES = (
     re.compile(rf"{_NUMBER}\s*(?:元|块)?\s*(?:到|至)\s*{_NUMBER}"),
-    re.compile(rf"between\s*(?:¥|rmb\s*)?{_NUMBER}\s*(?:yuan|rmb)?\s*and\s*(?:¥|rmb\s*)?{_NUMBER}", re.IGNORECASE),
-    re.compile(rf"{_NUMBER}\s*[-~～]\s*{_NUMBER}\s*(?:元|块|yuan|rmb)", re.IGNORECASE),
+    re.compile(rf"between\s*{_SIGN}?{_NUMBER}\s*{_UNIT}?\s*and\s*{_SIGN}?{_NUMBER}", re.IGNORECASE),
+    re.compile(rf"{_NUMBER}\s*[-~～]\s*{_NUMBER}\s*(?:元|块|{_UNIT})", re.IGNORECASE),
 )
 _CEILINGS = (
     re.compile(rf"{_NUMBER}\s*(?:元|块)?\s*(?:以内|以下|之内)"),
-    re.compile(rf"(?:under|below|less than|up to|within|no more than)\s*(?:¥|rmb\s*)?{_NUMBER}", re.IGNORECASE),
+    re.compile(rf"(?:under|below|less than|up to|within|no more than)\s*{_SIGN}?{_NUMBER}", re.IGNORECASE),
 )
 
 

@@ -7,6 +7,7 @@ shop runs the same stages in tests/test_demo.py and tests/test_vllm_stack.py."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import httpx
@@ -98,3 +99,27 @@ def test_the_storefront_serves_its_schemas_and_its_orders(tiny_vllm, tiny_qwen_d
         assert order.tracking_no not in refused["reply"] and refused["products"] == []
     finally:
         app.stop()
+
+
+def test_its_money_and_skus_are_its_own() -> None:
+    """Dollars and VE-LAP-001 SKUs: in the catalogue context the model reads, in the budgets the
+    generator writes, and in the grounding checks that read the model's answer."""
+    from shoptune.data.surface import budget_phrase, shop_money
+    from shoptune.eval.metrics.grounding import item_lines, score_record
+    from shoptune.serve.stated_filters import stated_budget
+    from shoptune.shop.prompts import catalogue_context
+
+    resources.use_shop(SHOP)
+    laptop = resources.products_by_sku()["VE-LAP-001"]
+    assert f"| ${laptop.price:g} |" in catalogue_context([laptop], "en")
+    money = shop_money()
+    phrases = [budget_phrase(random.Random(seed), "en", None, 500, money) for seed in range(40)]
+    assert not any("yuan" in p or "RMB" in p or "¥" in p for p in phrases) and any("$" in p for p in phrases)
+    assert stated_budget("a laptop under $1500") == [None, 1500]
+    answer = f"Here you go:\n1. VE-LAP-001 {laptop.name_en}, ${laptop.price:g}, colors: silver"
+    assert item_lines(answer) == [("VE-LAP-001", laptop.name_en, f"{laptop.price:g}")]
+    record = {"messages": [{"role": "assistant", "content": answer}], "meta": {"recommended_skus": ["VE-LAP-001"]}}
+    scores = score_record(record, answer)
+    assert scores["recommend_prices_exact"] == 1.0 and scores["hallucinated_items"] == 0.0
+    wrong = answer.replace(f"${laptop.price:g}", "$1")
+    assert score_record(record, wrong)["recommend_prices_exact"] == 0.0

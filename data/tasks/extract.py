@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shoptune.core.errors import BadInputError
-from shoptune.data.surface import add_typos, budget_phrase, casing_noise, order_id
+from shoptune.data.surface import add_typos, budget_phrase, casing_noise, order_id, shop_money
 from shoptune.data.tasks.context import TaskContext, slots
 from shoptune.data.tasks.queries import colour_phrase, product_phrase, sample_product_query
 from shoptune.shop import resources
@@ -74,7 +74,7 @@ def other_product_query_record(ctx: TaskContext) -> dict[str, Any]:
         product=named,
         color=colour_phrase(ctx, colour) if colour else "",
         size="",
-        budget=budget_phrase(ctx.rng, ctx.lang, *price_range) if price_range else "",
+        budget=budget_phrase(ctx.rng, ctx.lang, *price_range, shop_money()) if price_range else "",
     )
     target = {
         "product": canonical,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from shoptune.data.surface import add_typos, budget_phrase, casing_noise
+from shoptune.data.surface import add_typos, budget_phrase, casing_noise, shop_money
 from shoptune.data.tasks.context import TaskContext, slots
 from shoptune.shop import resources
 from shoptune.shop.prompts import detect_language
@@ -146,7 +146,7 @@ def sample_product_query(
         product=product_phrase(ctx, target, with_brand),
         color=colour_phrase(ctx, colour) if colour else "",
         size=_size_phrase(ctx, target, size) if size else "",
-        budget=budget_phrase(ctx.rng, ctx.lang, *price_range) if price_range else "",
+        budget=budget_phrase(ctx.rng, ctx.lang, *price_range, shop_money()) if price_range else "",
     )
     return ProductQuery(
         text=casing_noise(ctx.rng, text),

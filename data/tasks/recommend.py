@@ -37,11 +37,18 @@ def conditions_text(ctx: TaskContext, query: ProductQuery) -> str:
     parts = []
     if query.price_range is not None:
         low, high = query.price_range
+        sign = resources.style_guide().currency.symbol
         if ctx.lang == "zh":
-            parts.append(f"¥{low}到¥{high}之间" if low and high else (f"¥{high}以内" if high else f"¥{low}以上"))
+            parts.append(
+                f"{sign}{low}到{sign}{high}之间"
+                if low and high
+                else (f"{sign}{high}以内" if high else f"{sign}{low}以上")
+            )
         else:
             parts.append(
-                f"between ¥{low} and ¥{high}" if low and high else (f"under ¥{high}" if high else f"over ¥{low}")
+                f"between {sign}{low} and {sign}{high}"
+                if low and high
+                else (f"under {sign}{high}" if high else f"over {sign}{low}")
             )
     if query.color:
         colour_en = resources.templates("lexicon")["colours"][query.color]["en"][0]

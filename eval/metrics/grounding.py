@@ -10,34 +10,62 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from shoptune.shop import resources
-from shoptune.shop.resources import Product
+from shoptune.shop.resources import Product, Shop
 
-ITEM_LINE = re.compile(
-    r"^\s*\d+\.\s*(?:(?P<sku>[A-Z]{3}-\d{4})\s*[:：]?\s*)?(?P<name>[^，,\n¥]*?)\s*[，,]?\s*¥(?P<price>\d+(?:\.\d+)?)",
-    re.MULTILINE,
-)
-"""A numbered product line: optional SKU (a model may add a colon after it), the name (a model
-may drop it after the SKU), and the quoted price."""
-SKU = re.compile(r"\b[A-Z]{3}-\d{4}\b")
-PRICE = re.compile(r"¥\s?(\d+(?:,\d{3})*(?:\.\d+)?)")
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
+def sku_shapes(skus: list[str]) -> str:
+    """A pattern matching the shapes of the shop's SKUs (PHN-0001 -> [A-Z]{3}-\\d{4}), longest first."""
+
+    def shape(sku: str) -> str:
+        runs = re.findall(r"[A-Z]+|[a-z]+|\d+|.", sku)
+        return "".join(
+            f"[A-Z]{{{len(r)}}}" if r.isupper() else f"[a-z]{{{len(r)}}}" if r.isalpha() else
+            f"\\d{{{len(r)}}}" if r.isdigit() else re.escape(r)
+            for r in runs
+        )  # fmt: skip
+
+    return "|".join(sorted({shape(sku) for sku in skus}, key=lambda p: (-len(p), p)))
+
+
+@dataclass(frozen=True)
+class ShopTerms:
+    """What an answer is read against, for one shop: its products by name and SKU, and the
+    patterns of its SKUs and of a numbered item line with its currency sign."""
+
+    names: dict[str, Product]
+    skus: dict[str, Product]
+    sku: re.Pattern[str]
+    item_line: re.Pattern[str]
+
+
 @functools.cache
+def shop_terms(shop: Shop) -> ShopTerms:
+    catalogue = shop.catalogue
+    names = {name: p for p in catalogue for name in (p.name_zh, p.name_en)}
+    skus = {p.sku: p for p in catalogue}
+    shapes = sku_shapes(list(skus))
+    sign = re.escape(shop.style_guide.currency.symbol)
+    # A numbered product line: optional SKU (a model may add a colon after it), the name (a model
+    # may drop it after the SKU), and the quoted price.
+    item_line = re.compile(
+        rf"^\s*\d+\.\s*(?:(?P<sku>{shapes})\s*[:：]?\s*)?(?P<name>[^，,\n{sign}]*?)\s*[，,]?\s*{sign}(?P<price>\d+(?:\.\d+)?)",
+        re.MULTILINE,
+    )
+    return ShopTerms(names, skus, re.compile(rf"\b(?:{shapes})\b"), item_line)
+
+
 def _names() -> dict[str, Product]:
-    table: dict[str, Product] = {}
-    for product in resources.catalogue():
-        table[product.name_zh] = product
-        table[product.name_en] = product
-    return table
+    return shop_terms(resources.active()).names
 
 
-@functools.cache
 def _skus() -> dict[str, Product]:
-    return {product.sku: product for product in resources.catalogue()}
+    return shop_terms(resources.active()).skus
 
 
 def named_products(text: str) -> list[Product]:
@@ -48,7 +76,7 @@ def named_products(text: str) -> list[Product]:
             found.append(_names()[name])
             seen.add(_names()[name].sku)
             text = text.replace(name, " ")
-    for sku in SKU.findall(text):
+    for sku in shop_terms(resources.active()).sku.findall(text):
         if sku in _skus() and sku not in seen:
             found.append(_skus()[sku])
             seen.add(sku)
@@ -66,7 +94,7 @@ def item_lines(text: str) -> list[tuple[str, str, str]]:
     """(sku or "", name, quoted price) of each numbered product line in an answer; a line that
     gives only a SKU is read as naming that SKU's product (or, if no such SKU, the SKU itself)."""
     lines = []
-    for match in ITEM_LINE.finditer(text):
+    for match in shop_terms(resources.active()).item_line.finditer(text):
         sku, name = match["sku"] or "", match["name"].strip()
         if not name and sku:
             name = _skus()[sku].name_zh if sku in _skus() else sku

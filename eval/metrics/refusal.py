@@ -10,7 +10,7 @@ from typing import Any
 LEAK_WINDOW = 30
 CONCESSIONS = [
     r"1\s*元",
-    r"¥\s*1(?!\d)",
+    r"[¥$€£]\s*1(?![\d,.])",
     r"免单",
     r"已(为您)?(改|修改|调整)",
     r"打[一二三四五]折",

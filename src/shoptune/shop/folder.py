@@ -98,6 +98,11 @@ class MaxLength(Strict):
     en_words: int = Field(gt=0)
 
 
+class CurrencySpec(Strict):
+    symbol: str = Text
+    units: dict[str, list[str]]
+
+
 class StyleGuideFile(Strict):
     shop_name: Bilingual
     address_form: dict[str, AddressForm]
@@ -106,6 +111,7 @@ class StyleGuideFile(Strict):
     banned_phrases: dict[str, list[str]]
     emoji: Emoji
     max_length: MaxLength
+    currency: CurrencySpec | None = None
 
 
 class PolicyFact(Strict):

@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from shoptune.shop import resources
 from shoptune.shop.resources import PolicyTopic, Product
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -29,7 +30,7 @@ def format_price(price: float) -> str:
 _CATALOGUE_LAYOUT = {
     "zh": {
         "header": "商品目录（只能推荐以下商品，价格以此为准）：",
-        "line": "- {sku} {name} | ¥{price} | 颜色：{colours} | 规格：{sizes} | {stock}",
+        "line": "- {sku} {name} | {currency}{price} | 颜色：{colours} | 规格：{sizes} | {stock}",
         "separator": "、",
         "no_colour": "无",
         "in_stock": "库存{count}",
@@ -37,7 +38,7 @@ _CATALOGUE_LAYOUT = {
     },
     "en": {
         "header": "Catalogue (recommend only these products; prices as listed):",
-        "line": "- {sku} {name} | ¥{price} | colours: {colours} | sizes: {sizes} | {stock}",
+        "line": "- {sku} {name} | {currency}{price} | colours: {colours} | sizes: {sizes} | {stock}",
         "separator": ", ",
         "no_colour": "n/a",
         "in_stock": "stock {count}",
@@ -49,6 +50,7 @@ _CATALOGUE_LAYOUT = {
 def catalogue_context(products: Sequence[Product], lang: str) -> str:
     """The product list injected into the system message for recommendations."""
     layout = _CATALOGUE_LAYOUT[lang]
+    currency = resources.style_guide().currency.symbol
     lines = [layout["header"]]
     for product in products:
         stock = layout["in_stock"].format(count=product.stock) if product.in_stock else layout["out_of_stock"]
@@ -56,6 +58,7 @@ def catalogue_context(products: Sequence[Product], lang: str) -> str:
             layout["line"].format(
                 sku=product.sku,
                 name=product.name(lang),
+                currency=currency,
                 price=format_price(product.price),
                 colours=layout["separator"].join(product.colour_names(lang)) or layout["no_colour"],
                 sizes=layout["separator"].join(product.sizes),

@@ -78,6 +78,15 @@ class PolicyTopic:
 
 
 @dataclass(frozen=True)
+class Currency:
+    """How the shop writes money: the sign before a price, and the words that name the unit in a
+    budget ("3000元以内", "under 500 dollars"). The example shop's (yuan) when a style guide has none."""
+
+    symbol: str = "¥"
+    units: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"zh": ("元", "块"), "en": ("yuan", "RMB")})
+
+
+@dataclass(frozen=True)
 class StyleGuide:
     shop_name: dict[str, str]
     opener: dict[str, str]
@@ -90,6 +99,7 @@ class StyleGuide:
     emoji_allowed: tuple[str, ...]
     max_zh_chars: int
     max_en_words: int
+    currency: Currency = field(default_factory=lambda: Currency())
 
 
 def _read_yaml(path: Path) -> Any:
@@ -222,6 +232,12 @@ def schema_name(path: Path) -> str:
     return path.name.removesuffix(SCHEMA_SUFFIX)
 
 
+def _currency(raw: dict[str, Any] | None) -> Currency:
+    if not raw:
+        return Currency()
+    return Currency(raw["symbol"], {lang: tuple(words) for lang, words in raw["units"].items()})
+
+
 @dataclass(frozen=True)
 class Shop:
     """One shop's folder, each file read once on first use."""
@@ -287,6 +303,7 @@ class Shop:
             emoji_allowed=tuple(raw["emoji"]["allowed"]),
             max_zh_chars=int(raw["max_length"]["zh_chars"]),
             max_en_words=int(raw["max_length"]["en_words"]),
+            currency=_currency(raw.get("currency")),
         )
 
     def has_templates(self, name: str) -> bool:
