@@ -10,6 +10,7 @@ says how many of each were used and dropped.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from shoptune.config.schema import DataConfig
 from shoptune.core.errors import BadInputError
 from shoptune.core.hashing import sha256_file
 from shoptune.data.tasks.context import normalise_message
+from shoptune.data.tasks.extract import extraction_messages
 from shoptune.shop import resources
 from shoptune.shop.reading import read_records
 
@@ -67,13 +69,29 @@ def imported_file_hashes(config: DataConfig) -> dict[str, str]:
     return {path: sha256_file(Path(path)) for path in imported_files(config)}
 
 
+def with_build_prompt(record: dict[str, Any], extraction_prompt: str) -> dict[str, Any]:
+    """An imported extraction record with the instruction this build's config writes (its
+    `data.extraction_prompt`), whatever config it was imported with: the model is trained on, and
+    served with, one instruction per schema."""
+    messages = record["messages"]
+    roles = [m["role"] for m in messages]
+    if record.get("task") != "extract" or roles != ["system", "user", "assistant"]:
+        return record
+    target = json.loads(messages[-1]["content"])
+    return {
+        **record,
+        "messages": extraction_messages(record["schema"], messages[1]["content"], target, extraction_prompt),
+    }
+
+
 def _pool(config: DataConfig, fits: Fits) -> tuple[list[dict[str, Any]], ImportedSplits]:
     result = ImportedSplits(files=imported_file_hashes(config))
     seen: set[tuple[str, ...]] = set()
     pool = []
     for path in imported_files(config):
-        for record in read_records(Path(path)):
+        for source in read_records(Path(path)):
             result.available += 1
+            record = with_build_prompt(source, config.extraction_prompt)
             key = tuple(user_messages(record))
             if key in seen:
                 result.repeats_dropped += 1

@@ -237,3 +237,19 @@ def test_one_column_per_field_as_attribute_tables_and_intent_logs_come(tmp_path:
     assert f"{intents}:3: skipped: label intent: 'greeting' is not one of" in done.stderr
     labels = [json.loads(r["messages"][-1]["content"]) for r in read_records(tmp_path / "intents.jsonl")]
     assert labels[1] == {"intent": "refund", "order_id": None, "product": None, "reason": None}
+
+
+def test_imported_records_take_the_builds_extraction_instruction(tmp_path: Path) -> None:
+    """Imported with one config (`name`: the schema's name only), built with another (`full`): the
+    build writes the instruction its own config trains and serves with."""
+    shop = shop_with_a_claim_schema(tmp_path / "shop")
+    claims = _claims(tmp_path, shop, 12)
+    out = tmp_path / "full"
+    done = invoke_shoptune(
+        "data", "build", "--config", "configs/tiny-qwen.yaml", "--out", str(out), "--no-length-limit",
+        *_data_settings(shop, claims, 0.5, 8, 2, 2), "--set", "data.extraction_prompt=full",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    imported = [r for r in read_records(out / "train.jsonl") if r.get("schema") == "warranty_claim"]
+    assert imported and all("The device's serial number as written." in r["messages"][0]["content"] for r in imported)
+    assert read_records(claims)[0]["messages"][0]["content"] == "Extract the shopper's message as warranty_claim JSON."
