@@ -23,7 +23,7 @@ from shoptune.shop.reading import read_records
 
 SHOP = REPO_ROOT / "shops" / "voltedge"
 SETTINGS = (
-    "--set", f"shop.dir={SHOP}", "--set", "data.languages=[en]",
+    "--set", f"shop.dir={SHOP}",  # English only: the languages its style guide speaks, no `data.languages`
     "--set", "data.train_records=24", "--set", "data.val_records=6", "--set", "data.test_records=10",
 )  # fmt: skip
 API_KEY = "volt-key"
@@ -43,6 +43,8 @@ def test_the_shop_checks_clean_and_builds_english_records_of_its_schemas(data: P
     resources.use_shop(SHOP)  # the records are read against its schemas
     records = [r for split in ("train", "val", "test") for r in read_records(data / f"{split}.jsonl")]
     assert {r["lang"] for r in records} == {"en"}
+    talk = [r for r in records if r["task"] != "extract"]
+    assert talk and all("assistant of VoltEdge Electronics" in r["messages"][0]["content"] for r in talk)
     schemas = {r["schema"] for r in records if r["task"] == "extract"}
     assert schemas <= {"product_query", "warranty_claim"} and "warranty_claim" in schemas
     manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))

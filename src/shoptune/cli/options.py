@@ -9,8 +9,10 @@ from typing import Any
 import click
 
 from shoptune.config import ShoptuneConfig, load_config
+from shoptune.config.schema import LANGUAGES, DataConfig
 from shoptune.core.paths import DEFAULT_CONFIG
 from shoptune.shop import resources
+from shoptune.shop.resources import Shop
 
 F = Callable[..., Any]
 
@@ -35,6 +37,18 @@ def config_option(func: F) -> F:
     )(func)
 
 
+def shop_defaults(data: DataConfig, shop: Shop) -> DataConfig:
+    """`data` with what the config leaves unset taken from the shop: the languages its style guide
+    speaks (VoltEdge: English only) and its own system prompt, if it has one."""
+    set_here = data.model_fields_set
+    if "languages" not in set_here:
+        spoken = tuple(lang for lang in LANGUAGES if lang in shop.style_guide.opener)
+        data = data.replace(languages=spoken or data.languages)
+    if shop.style_guide.system_prompt and "system_prompt" not in set_here:
+        data = data.replace(system_prompt=shop.style_guide.system_prompt)
+    return data
+
+
 def load_cli_config(
     config_path: Path | None, overrides: tuple[str, ...], *, check_model: bool = False
 ) -> ShoptuneConfig:
@@ -52,6 +66,7 @@ def load_cli_config(
         checks = (model_problems,)
     config = load_config(config_path if config_path is not None else DEFAULT_CONFIG, overrides, checks=checks)
     shop = resources.use_shop(config.shop.dir, config.shop.catalogue_url)
+    config = config.replace(data=shop_defaults(config.data, shop))
     if config.shop.dir is None:
         return config
     # absolute from here on: a resolved config handed to a child in another directory names the same shop

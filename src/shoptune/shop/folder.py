@@ -112,6 +112,7 @@ class StyleGuideFile(Strict):
     emoji: Emoji
     max_length: MaxLength
     currency: CurrencySpec | None = None
+    system_prompt: str | None = Field(None, min_length=1)
 
 
 class PolicyFact(Strict):

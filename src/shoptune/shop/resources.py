@@ -100,6 +100,8 @@ class StyleGuide:
     max_zh_chars: int
     max_en_words: int
     currency: Currency = field(default_factory=lambda: Currency())
+    system_prompt: str | None = None
+    """The assistant's system prompt in this shop's words; None: the config's `data.system_prompt`."""
 
 
 def _read_yaml(path: Path) -> Any:
@@ -304,6 +306,7 @@ class Shop:
             max_zh_chars=int(raw["max_length"]["zh_chars"]),
             max_en_words=int(raw["max_length"]["en_words"]),
             currency=_currency(raw.get("currency")),
+            system_prompt=raw.get("system_prompt"),
         )
 
     def has_templates(self, name: str) -> bool:
