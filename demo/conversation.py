@@ -1,12 +1,13 @@
 """The scripted storefront conversation the demo plays, and how each answer is checked.
 
-Every scripted turn says what a right answer does: name in-stock products that meet the stated
+The script is the shop's (`eval/demo_script.yaml`, `shoptune.shop.script`). Every scripted turn
+says what a right answer does: name in-stock products that meet the stated
 budget and colour, or state what the policy says (a phrase it must contain). Each answer is then
 flagged, with the reason in words, when it loops, repeats a line, only greets, names a product
 that was not in its context, quotes a wrong price, offers something out of stock or over budget,
-or misses the question. The extraction sentences carry their exact expected objects, and the
-hand-written shopper messages (`datasets/eval/handwritten_extraction.jsonl`) go through the same
-`/v1/extract` the storefront offers.
+or misses the question, and an order answer when it does not state what the order system holds.
+The extraction sentences carry their exact expected objects, and the shop's hand-written shopper
+messages (`eval/handwritten_extraction.jsonl`) go through the same `/v1/extract` the storefront offers.
 """
 
 from __future__ import annotations
@@ -21,80 +22,19 @@ from shoptune.eval.metrics.grounding import item_lines, named_products
 from shoptune.shop.orders import OrderBook
 from shoptune.shop.prompts import format_price
 from shoptune.shop.records import last_question
-
-
-@dataclass(frozen=True)
-class Expect:
-    """What a right answer to a scripted question does."""
-
-    products: bool = False
-    """It recommends at least one catalogue product (each in stock, within budget, in colour)."""
-    max_price: float | None = None
-    colour_zh: str | None = None
-    noun_zh: str | None = None
-    mentions: tuple[str, ...] = ()
-    """Policy answers: it contains at least one of these phrases."""
-    order: str | None = None
-    """Order questions: it states this order's carrier and tracking number as the order system has them."""
-
-
-CUSTOMERS = {"demo-zh": "C1001", "demo-en": "C1001"}
-"""The signed-in shopper of each scripted session (the storefront's backend sends it with each turn)."""
-
-
-SCRIPT: list[tuple[str, str, list[tuple[str, Expect]]]] = [
-    (
-        "zh",
-        "demo-zh",
-        [
-            ("我想买一部3000元以内的手机", Expect(products=True, max_price=3000, noun_zh="手机")),
-            ("那黑色的呢？", Expect(products=True, max_price=3000, colour_zh="黑色", noun_zh="手机")),
-            ("我的订单YX202611250001到哪了？", Expect(order="YX202611250001")),
-            ("衣服尺码不合适，怎么退货？", Expect(mentions=("7天", "15天"))),
-            ("有没有黑色的羽绒服", Expect(products=True, colour_zh="黑色", noun_zh="羽绒服")),
-        ],
-    ),
-    (
-        "en",
-        "demo-en",
-        [
-            ("I need a phone under 3000 yuan", Expect(products=True, max_price=3000, noun_zh="手机")),
-            ("What about black?", Expect(products=True, max_price=3000, colour_zh="黑色", noun_zh="手机")),
-            ("How do I return an item?", Expect(mentions=("7 days",))),
-            ("Where is my order YX202611180002?", Expect(order="YX202611180002")),
-            ("Do you ship abroad?", Expect(mentions=("mainland China",))),
-        ],
-    ),
-]
-EXTRACTIONS: list[tuple[str, str, dict[str, Any]]] = [
-    (
-        "product_query",
-        "我想找一款红色的小米手机，价格在2000到3000之间",
-        {"product": "小米手机", "price_range": [2000, 3000], "color": "红色", "size": None},
-    ),
-    (
-        "product_query",
-        "Looking for a red Xiaomi phone between 2000 and 3000 yuan",
-        {"product": "小米手机", "price_range": [2000, 3000], "color": "红色", "size": None},
-    ),
-    (
-        "order_request",
-        "订单YX202611250001的鞋子尺码不合适，我要退货",
-        {"intent": "return", "order_id": "YX202611250001", "product": "鞋子", "reason": "尺码不合适"},
-    ),
-]
-
+from shoptune.shop.script import DemoScript, Expect, Session
 
 SAMPLES_PER_SCHEMA = 3
 """Test-split records of each of the shop's other schemas sent through /v1/extract by the demo."""
 
 
 def schema_samples(
-    records: list[dict[str, Any]], schemas: dict[str, Any], per_schema: int = SAMPLES_PER_SCHEMA
+    script: DemoScript, records: list[dict[str, Any]], schemas: dict[str, Any], per_schema: int = SAMPLES_PER_SCHEMA
 ) -> list[tuple[str, str, dict[str, Any]]]:
-    """(schema, text, expected) for the scripted sentences whose schema the shop has, then the first
+    """(schema, text, expected) for the script's sentences whose schema the shop has, then the first
     `per_schema` test records of each schema the script has none for (a shop's own schemas)."""
-    scripted = [row for row in EXTRACTIONS if row[0] in schemas]
+    sentences = [(e.schema_name, e.text, e.expected) for e in script.extractions]
+    scripted = [row for row in sentences if row[0] in schemas]
     covered = {schema for schema, _, _ in scripted}
     chosen: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
     for record in records:
@@ -176,10 +116,10 @@ def turn_flags(turn: Turn, expect: Expect) -> list[str]:
             flags.append(f"offers {label}, which is out of stock")
         if expect.max_price is not None and row["price"] > expect.max_price:
             flags.append(f"offers {label} at ¥{row['catalogue_price']}, over the ¥{expect.max_price:g} budget")
-        if expect.colour_zh and expect.colour_zh not in row["colours_zh"]:
-            flags.append(f"offers {label}, which has no {expect.colour_zh}")
-        if expect.noun_zh and row["noun_zh"] != expect.noun_zh:
-            flags.append(f"offers {label}, not a {expect.noun_zh}")
+        if expect.colour and expect.colour not in row["colours_zh"]:
+            flags.append(f"offers {label}, which has no {expect.colour}")
+        if expect.noun and row["noun_zh"] != expect.noun:
+            flags.append(f"offers {label}, not a {expect.noun}")
     if expect.products and not turn.named:
         flags.append("misses the question: names no product")
     if expect.mentions and not any(phrase.casefold() in turn.answer.casefold() for phrase in expect.mentions):
@@ -201,20 +141,19 @@ REQUESTS_AT_ONCE = 8
 """Extraction requests in flight together, as a storefront's shoppers send them (vLLM batches them)."""
 
 
-def _play_session(
-    client: Any, orders: OrderBook, lang: str, session: str, questions: list[tuple[str, Expect]]
-) -> list[Turn]:
+def _play_session(client: Any, orders: OrderBook, session: Session) -> list[Turn]:
     """One shopper's turns, in order: each turn's history is the previous turns."""
     turns = []
-    customer = CUSTOMERS[session]
-    for question, expect in questions:
-        message = {"session_id": session, "message": question, "customer_id": customer}
+    lang, customer = session.lang, session.customer
+    for scripted in session.turns:
+        question, expect = scripted.message, scripted.expect
+        message = {"session_id": session.session, "message": question, "customer_id": customer}
         response = client.post("/v1/chat", json=message)
         body = response.json()
         answer = body.get("reply") or f"(error {response.status_code}: {body.get('error')})"
         turn = Turn(
             lang,
-            session,
+            session.session,
             question,
             answer,
             response.status_code,
@@ -240,13 +179,15 @@ def play(
     base_url: str,
     api_key: str,
     orders: OrderBook,
+    script: DemoScript,
     say=print,
     handwritten: list[dict[str, Any]] | None = None,
-    extractions: list[tuple[str, str, dict[str, Any]]] = EXTRACTIONS,
+    extractions: list[tuple[str, str, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Play the script against a running storefront; returns the transcript with every check.
     `orders`: the order system the storefront answers from (order answers are checked against it);
-    `extractions`: (schema, text, expected object) sent to /v1/extract (`schema_samples`).
+    `script`: the shop's sessions; `extractions`: (schema, text, expected object) sent to /v1/extract
+    (`schema_samples`; default: the script's sentences).
 
     The two shoppers talk while the extraction requests go `REQUESTS_AT_ONCE` at a time, all at
     once as on a live storefront; the log follows the script's order. `handwritten`: extraction
@@ -257,16 +198,18 @@ def play(
     import httpx
 
     handwritten = handwritten or []
+    if extractions is None:
+        extractions = [(e.schema_name, e.text, e.expected) for e in script.extractions]
     texts = [last_question(r) for r in handwritten]
     headers = {"Authorization": f"Bearer {api_key}"}
     requests = [(schema, text) for schema, text, _ in extractions]
     requests += [(r["schema"], text) for r, text in zip(handwritten, texts, strict=True)]
     with (
         httpx.Client(base_url=base_url, headers=headers, timeout=300) as client,
-        ThreadPoolExecutor(max_workers=len(SCRIPT)) as shoppers,
+        ThreadPoolExecutor(max_workers=max(1, len(script.sessions))) as shoppers,
         ThreadPoolExecutor(max_workers=REQUESTS_AT_ONCE) as pool,
     ):
-        talking = [shoppers.submit(_play_session, client, orders, *script) for script in SCRIPT]
+        talking = [shoppers.submit(_play_session, client, orders, session) for session in script.sessions]
         answered = list(pool.map(lambda pair: _extract(client, *pair), requests))
         sessions = [future.result() for future in talking]
     turns = [turn for session in sessions for turn in session]

@@ -369,19 +369,24 @@ def converse(run: DemoRun) -> dict[str, Any]:
     from shoptune.shop import resources
     from shoptune.shop.orders import OrderBook
     from shoptune.shop.reading import read_records
+    from shoptune.shop.script import SCRIPT_FILE, read_script
 
     sessions = run.paths.root / "sessions.sqlite3"
     sessions.unlink(missing_ok=True)  # a fresh conversation every time it is replayed
     shop = resources.active()
     handwritten = read_records(run.handwritten) if run.handwritten else []
     orders = OrderBook.open(run.config.shop.orders_url, shop.root)
+    script = read_script(shop.root)
+    if not script.sessions:
+        run.log(f"  {shop.root / SCRIPT_FILE}: no demo script, so no scripted conversation")
     transcript = play(
         run.tuned.storefront(run.config_path),
         run.tuned.api_key,
         orders,
+        script,
         say=run.log,
         handwritten=handwritten,
-        extractions=schema_samples(read_records(run.test_file), shop.schemas),
+        extractions=schema_samples(script, read_records(run.test_file), shop.schemas),
     )
     run.paths.transcript.write_text(json.dumps(transcript, ensure_ascii=False, indent=2), encoding="utf-8")
     summary = {

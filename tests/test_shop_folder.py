@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 from conftest import invoke_shoptune
-from shops import catalogue_as_csv, shop_with_a_claim_schema
 
+from shops import catalogue_as_csv, shop_with_a_claim_schema
+from shoptune.core.paths import REPO_ROOT
 from shoptune.shop import resources
 from shoptune.shop.folder import CATALOGUE, POLICY, check_shop
 
@@ -24,7 +25,9 @@ def test_init_writes_a_shop_that_checks_clean(tmp_path: Path) -> None:
     folder = _new_shop(tmp_path)
     assert (folder / "README.md").read_text(encoding="utf-8").startswith("# myshop: a shoptune shop")
     assert (folder / CATALOGUE).read_bytes() == (resources.active().root / CATALOGUE).read_bytes()
-    assert not (folder / "eval").exists() and not (folder / "security").exists()  # shoptune's own test sets
+    assert [p.name for p in (folder / "eval").iterdir()] == ["demo_script.yaml"]  # to edit with the shop
+    assert not (folder / "security").exists()  # shoptune's own test sets stay
+    assert not (folder / "eval" / "handwritten_extraction.jsonl").exists()
     done = invoke_shoptune("shop", "check", str(folder))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "product_query: product, price_range, color, size" in done.stdout
@@ -150,3 +153,23 @@ def test_check_reads_the_order_replies_and_the_sample_orders(tmp_path: Path) -> 
     assert found[2].startswith(f"{orders}:2: status: Input should be 'paid', 'shipped'")
     assert found[3] == f"{orders}:{len(lines) + 1}: order_id: YX202611250001 is also on line 1"
     assert len(found) == 4
+
+
+def test_the_demo_script_is_the_shops_and_checked(tmp_path: Path) -> None:
+    from shoptune.demo.conversation import schema_samples
+    from shoptune.shop.script import SCRIPT_FILE, read_script
+
+    volt = read_script(REPO_ROOT / "shops" / "voltedge")
+    assert [t.message for t in volt.sessions[0].turns][2] == "Where is my order VE-100001?"
+    assert volt.sessions[0].customer == "cust-001" and volt.sessions[0].turns[1].expect.colour == "silver"
+    turns = [("system", "x"), ("user", "broken"), ("assistant", "{}")]
+    messages = [{"role": role, "content": content} for role, content in turns]
+    record = {"task": "extract", "schema": "warranty_claim", "messages": messages}
+    sent = schema_samples(volt, [record], {"product_query": {}, "warranty_claim": {}})
+    assert [row[0] for row in sent] == ["product_query", "warranty_claim"]  # the script covers both: no samples
+
+    folder = _new_shop(tmp_path)
+    script = folder / SCRIPT_FILE
+    script.write_text(script.read_text(encoding="utf-8").replace("lang: en", "lang: fr"), encoding="utf-8")
+    (problem,) = check_shop(folder)
+    assert str(problem).startswith(f"{script}:19: sessions.1.lang: Input should be 'zh' or 'en'")

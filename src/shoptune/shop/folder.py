@@ -26,13 +26,15 @@ from shoptune.core.paths import DATASETS_DIR
 from shoptune.shop.check import Problem
 from shoptune.shop.orders import ORDERS_FILE, order_problems
 from shoptune.shop.resources import SCHEMA_SUFFIX, Shop, catalogue_file, catalogue_rows, read_schema, schema_name
+from shoptune.shop.script import SCRIPT_FILE, DemoScript
 
 CATALOGUE = Path("catalogue") / "products.jsonl"
 POLICY = Path("policy") / "store_policy.yaml"
 STYLE_GUIDE = Path("brand") / "style_guide.yaml"
 ORDER_PHRASING = Path("templates") / "orders.yaml"
 SHOP_PARTS = ("catalogue", "schemas", "policy", "brand", "templates", "orders")
-"""What `shop init` copies: the example shop's own data (its eval and security sets stay shoptune's)."""
+"""What `shop init` copies: the example shop's own data, and its demo script (its hand-written eval set and
+security set stay shoptune's)."""
 
 Text = Field(min_length=1)
 
@@ -273,6 +275,7 @@ def check_shop(root: Path, *, backend: str = "xgrammar") -> list[Problem]:
         *check_yaml(root / STYLE_GUIDE, StyleGuideFile),
         *check_templates(root),
         *check_yaml(root / ORDER_PHRASING, OrderPhrasingFile),
+        *(check_yaml(root / SCRIPT_FILE, DemoScript) if (root / SCRIPT_FILE).is_file() else []),
         *check_orders(root),
     ]
 
@@ -297,6 +300,9 @@ in a config) makes every stage work on it. Started from shoptune's example shop:
   length) that generated answers follow and the tone metrics score.
 - `templates/*.yaml`: the phrasings the data generator writes shoppers' messages from, and
   `templates/orders.yaml`, the replies to order questions, filled from the order system.
+- `eval/demo_script.yaml`: the conversation and sentences `shoptune demo` plays on this shop, each
+  with what a right answer does (products in a budget, policy phrases, an order's tracking number):
+  edit it with the catalogue, policy and orders.
 - `orders/orders.jsonl`: sample orders (one per line: order_id, customer_id, status, local times,
   carrier, tracking_no, items [{{sku, quantity, unit_price}}]) the chat answers from when no order
   database is configured (`shop.orders_url`). `order_id_pattern` in `templates/orders.yaml` says what
@@ -313,6 +319,9 @@ def init_shop(target: Path, *, source: Path = DATASETS_DIR) -> Path:
     staging.mkdir(parents=True)
     for part in SHOP_PARTS:
         shutil.copytree(source / part, staging / part)
+    if (source / SCRIPT_FILE).is_file():  # the demo's script, to edit with the shop (its test sets stay)
+        (staging / SCRIPT_FILE).parent.mkdir()
+        shutil.copy2(source / SCRIPT_FILE, staging / SCRIPT_FILE)
     (staging / "README.md").write_text(SHOP_README.format(name=target.name), encoding="utf-8")
     if target.exists():
         target.rmdir()
