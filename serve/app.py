@@ -183,7 +183,11 @@ class ChatResponse(BaseModel):
     request_id: str
     products: list[ProductCard] = Field(description="The catalogue products the reply was grounded on.")
     policy_topics: list[str] = Field(description="Ids of the policy topics the reply was grounded on.")
-    order_id: str | None = Field(None, description="The order the reply was answered from (the order system's row).")
+    order_id: str | None = Field(
+        None,
+        description="The order number the message asked about, answered from the order system (the same answer "
+        "for another customer's order as for none); null when the message names no order.",
+    )
 
 
 class SessionResponse(BaseModel):

@@ -387,7 +387,7 @@ class ServeConfig(ConfigSection):
     """BM25 score of a message against the catalogue above which the turn is a product request and gets
     catalogue context. Unset: derived from the shop when the storefront starts (`calibrate_routing`:
     the score that best separates the shop's product requests, its phrasings filled with its products,
-    from its policy questions and follow-ups; 13.0 on the example shop, logged at start)."""
+    from its policy questions and follow-ups; 12.99 on the example shop, logged at start)."""
 
     filter_schema: NonBlank | None = "product_query"
     """The extraction schema whose `product`, `price_range`, `color` and `size` fields narrow the
@@ -454,7 +454,7 @@ class ShopConfig(ConfigSection):
     catalogue_url: NonBlank | None = None
     """SQLAlchemy URL of a database whose `products` table is the catalogue (`sqlite:///shop.db`,
     `postgresql+psycopg://...`; `shoptune shop catalogue-db` creates one from the folder's file). The
-    storefront reads prices and stock from it per request. Unset: `catalogue/products.jsonl`."""
+    storefront reads prices and stock from it per request. Unset: `catalogue/products.jsonl` (or `.csv`)."""
 
     orders_url: NonBlank | None = None
     """SQLAlchemy URL of the order system's database (`orders` and `order_items` tables; `shoptune
