@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from conftest import invoke_shoptune
+from own_shops import shop_with_a_claim_schema
 
-from shops import shop_with_a_claim_schema
 from shoptune.shop.reading import read_records
 
 

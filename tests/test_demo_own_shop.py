@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import run_shoptune
 from jsonschema import Draft202012Validator
+from own_shops import WARRANTY_CLAIM, catalogue_as_csv, labelled_claims_csv
 from test_demo import STAGES
-
-from shops import WARRANTY_CLAIM, catalogue_as_csv, labelled_claims_csv
 
 pytestmark = pytest.mark.timeout(1800)
 LABELLED = 200

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from conftest import invoke_shoptune
+from own_shops import catalogue_as_csv, shop_with_a_claim_schema
 
-from shops import catalogue_as_csv, shop_with_a_claim_schema
 from shoptune.core.paths import REPO_ROOT
 from shoptune.shop import resources
 from shoptune.shop.folder import CATALOGUE, POLICY, check_shop

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from fake_openai import FakeOpenAI
 from fastapi.testclient import TestClient
+from own_shops import shop_with_a_claim_schema
 from sqlalchemy import text
 
-from shops import shop_with_a_claim_schema
 from shoptune.config.schema import ServeConfig, ShopConfig
 from shoptune.core.errors import BadInputError
 from shoptune.serve.app import create_app

@@ -11,7 +11,7 @@ import openai
 import pytest
 from fake_openai import FakeOpenAI, connection_error, status_error, timeout_error
 from fastapi.testclient import TestClient
-from shops import WARRANTY_CLAIM, shop_with_a_claim_schema
+from own_shops import WARRANTY_CLAIM, shop_with_a_claim_schema
 
 from shoptune.core.errors import BadInputError, EnvironmentProblem
 from shoptune.eval.backends import EndpointBackend
