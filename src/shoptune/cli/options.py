@@ -37,6 +37,12 @@ def config_option(func: F) -> F:
     )(func)
 
 
+def default_config() -> Path | None:
+    """The embedded default config in a checkout; None (the typed defaults) where shoptune is
+    installed without one, so that commands on a shop folder anywhere still run."""
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
 def shop_defaults(data: DataConfig, shop: Shop) -> DataConfig:
     """`data` with what the config leaves unset taken from the shop: the languages its style guide
     speaks (VoltEdge: English only) and its own system prompt, if it has one."""
@@ -64,7 +70,7 @@ def load_cli_config(
         from shoptune.models.preflight import model_problems
 
         checks = (model_problems,)
-    config = load_config(config_path if config_path is not None else DEFAULT_CONFIG, overrides, checks=checks)
+    config = load_config(config_path if config_path is not None else default_config(), overrides, checks=checks)
     shop = resources.use_shop(config.shop.dir, config.shop.catalogue_url)
     config = config.replace(data=shop_defaults(config.data, shop))
     if config.shop.dir is None:

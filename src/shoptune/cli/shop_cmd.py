@@ -35,7 +35,8 @@ def check(folder: Path, config_path: Path | None, overrides: tuple[str, ...]) ->
     Schemas are also checked against the config's guided-decoding backend (serve.structured_output_backend)."""
     from shoptune.shop.folder import check_shop, schema_summary
 
-    backend = load_cli_config(config_path, overrides).serve.structured_output_backend
+    # the folder checked is the shop selected (a config's own shop.dir, or the example shop, need not exist)
+    backend = load_cli_config(config_path, (*overrides, f"shop.dir={folder}")).serve.structured_output_backend
     problems = check_shop(folder, backend=backend)
     for problem in problems:
         click.echo(str(problem))

@@ -314,6 +314,11 @@ def init_shop(target: Path, *, source: Path = DATASETS_DIR) -> Path:
     """A new shop folder at `target` from the example shop; refuses a folder that has files."""
     if target.exists() and any(target.iterdir()):
         raise BadInputError(f"{target}: exists and is not empty; shop init writes a new folder")
+    if not (source / "catalogue").is_dir():
+        raise BadInputError(
+            f"{source}: the example shop is not here (it ships in a shoptune checkout's datasets/, not in an "
+            "installed wheel); start from a checkout, or copy a shop folder such as shops/voltedge"
+        )
     staging = target.with_name(f".{target.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

@@ -341,6 +341,10 @@ def use_shop(folder: str | Path | None, catalogue_url: str | None = None) -> Sho
     given, the shop this process reads; the shop, opened."""
     root = DATASETS_DIR if folder is None else Path(folder).resolve()
     if not root.is_dir():
+        if folder is None:
+            raise BadInputError(
+                f"shop.dir: unset, and the example shop ({root}) ships only in a checkout; set shop.dir"
+            )
         raise BadInputError(f"shop.dir: {folder}: no such folder")
     _selected[0] = (root, catalogue_url)
     return open_shop(root, catalogue_url)
