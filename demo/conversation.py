@@ -33,8 +33,7 @@ def schema_samples(
 ) -> list[tuple[str, str, dict[str, Any]]]:
     """(schema, text, expected) for the script's sentences whose schema the shop has, then the first
     `per_schema` test records of each schema the script has none for (a shop's own schemas)."""
-    sentences = [(e.schema_name, e.text, e.expected) for e in script.extractions]
-    scripted = [row for row in sentences if row[0] in schemas]
+    scripted = [row for row in script.sentences() if row[0] in schemas]
     covered = {schema for schema, _, _ in scripted}
     chosen: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
     for record in records:
@@ -199,7 +198,7 @@ def play(
 
     handwritten = handwritten or []
     if extractions is None:
-        extractions = [(e.schema_name, e.text, e.expected) for e in script.extractions]
+        extractions = script.sentences()
     texts = [last_question(r) for r in handwritten]
     headers = {"Authorization": f"Bearer {api_key}"}
     requests = [(schema, text) for schema, text, _ in extractions]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -176,6 +177,26 @@ def start_storefront(
     app = ChildProcess("the storefront", argv, folder / "app.log", env=env, cwd=REPO_ROOT).start()
     app.wait_ready(http_ok(f"http://127.0.0.1:{port}/healthz"), 120)
     return app
+
+
+def train_and_evaluate(data: Path, work: Path, *settings: str) -> tuple[Path, dict]:
+    """A 4-step tiny-qwen2.5 run on `data` and `eval run` of its adapter on the test split (the
+    `--set` flags in `settings` for both: shop, data section); the run folder and the report's metrics."""
+    run = work / "run"
+    trained = invoke_shoptune(
+        "train", "configs/tiny-qwen.yaml", "--out", str(run), "--data", str(data), *settings,
+        "--set", "train.max_steps=4", "--set", "train.eval_steps=4", "--set", "train.save_steps=4",
+        "--set", "train.generation_eval_records=1",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    report = work / "eval"
+    evaluated = invoke_shoptune(
+        "eval", "run", "--config", "configs/tiny-qwen.yaml", "--data", str(data / "test.jsonl"),
+        "--model", "tiny-qwen2.5", "--adapter", str(run / "final" / "adapter"), "--out", str(report), *settings,
+        "--set", "eval.max_new_tokens=24",  # random weights ramble to the limit: a short one is enough here
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    return run, json.loads((report / "report.json").read_text(encoding="utf-8"))["metrics"]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import csv
 import json
 from pathlib import Path
 
-from conftest import invoke_shoptune
+from conftest import invoke_shoptune, train_and_evaluate
 from own_shops import shop_with_a_claim_schema
 
 from shoptune.shop.reading import read_records
@@ -165,23 +165,9 @@ def test_a_run_trains_and_evaluates_on_the_shops_own_records_only(tmp_path: Path
     claims, data = _claims(tmp_path, shop, 30), tmp_path / "only"
     settings = _data_settings(shop, claims, 1.0, 8, 2, 3)
     assert _build(shop, claims, data, 1.0, 8, 2, 3).returncode == 0
-    run = tmp_path / "run"
-    trained = invoke_shoptune(
-        "train", "configs/tiny-qwen.yaml", "--out", str(run), "--data", str(data), *settings,
-        "--set", "train.max_steps=4", "--set", "train.eval_steps=4", "--set", "train.save_steps=4",
-        "--set", "train.generation_eval_records=1",
-    )  # fmt: skip
-    assert trained.returncode == 0, trained.stderr[-3000:]
+    run, metrics = train_and_evaluate(data, tmp_path, *settings)
     final = json.loads((run / "manifest.json").read_text(encoding="utf-8"))["final_metrics"]
     assert final["steps"] == 4 and (run / "final" / "adapter" / "adapter_model.safetensors").is_file()
-    report = tmp_path / "eval"
-    evaluated = invoke_shoptune(
-        "eval", "run", "--config", "configs/tiny-qwen.yaml", "--data", str(data / "test.jsonl"),
-        "--model", "tiny-qwen2.5", "--adapter", str(run / "final" / "adapter"), "--out", str(report), *settings,
-        "--set", "eval.max_new_tokens=24",  # random weights ramble to the limit: a short one is enough here
-    )  # fmt: skip
-    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    metrics = json.loads((report / "report.json").read_text(encoding="utf-8"))["metrics"]
     assert metrics["extraction_records"] == 3 and "schema_valid_rate" in metrics
     assert sorted(metrics["field_recall"]) == ["fault", "serial_number"]  # scored on the shop's own fields
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import invoke_shoptune, start_storefront
+from conftest import invoke_shoptune, start_storefront, train_and_evaluate
 from jsonschema import Draft202012Validator
 
 from shoptune.core.net import free_port
@@ -52,21 +52,7 @@ def test_the_shop_checks_clean_and_builds_english_records_of_its_schemas(data: P
 
 
 def test_a_short_run_trains_and_evaluates_on_it(data: Path, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    trained = invoke_shoptune(
-        "train", "configs/tiny-qwen.yaml", "--out", str(run), "--data", str(data), *SETTINGS,
-        "--set", "train.max_steps=4", "--set", "train.eval_steps=4", "--set", "train.save_steps=4",
-        "--set", "train.generation_eval_records=1",
-    )  # fmt: skip
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    report = tmp_path / "eval"
-    evaluated = invoke_shoptune(
-        "eval", "run", "--config", "configs/tiny-qwen.yaml", "--data", str(data / "test.jsonl"),
-        "--model", "tiny-qwen2.5", "--adapter", str(run / "final" / "adapter"), "--out", str(report), *SETTINGS,
-        "--set", "eval.max_new_tokens=24",
-    )  # fmt: skip
-    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    metrics = json.loads((report / "report.json").read_text(encoding="utf-8"))["metrics"]
+    _, metrics = train_and_evaluate(data, tmp_path, *SETTINGS)
     assert metrics["extraction_records"] > 0 and "schema_valid_rate" in metrics
     assert {"serial_number", "fault"} <= set(metrics["field_recall"])
 

@@ -36,6 +36,11 @@ class Problem:
         return f"{self.file}:{self.line}: {self.message}" if self.line is not None else f"{self.file}: {self.message}"
 
 
+def field_path(loc: tuple[Any, ...]) -> str:
+    """A pydantic error's location as the checkers print it: `topics.0.facts.return_days`."""
+    return ".".join(str(part) for part in loc) or "(whole)"
+
+
 @dataclass
 class CheckSummary:
     files: int = 0

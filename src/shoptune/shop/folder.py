@@ -23,7 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from shoptune.core.errors import BadInputError
 from shoptune.core.paths import DATASETS_DIR
-from shoptune.shop.check import Problem
+from shoptune.shop.check import Problem, field_path
 from shoptune.shop.orders import ORDERS_FILE, order_problems
 from shoptune.shop.resources import SCHEMA_SUFFIX, Shop, catalogue_file, catalogue_rows, read_schema, schema_name
 from shoptune.shop.script import SCRIPT_FILE, DemoScript
@@ -151,10 +151,6 @@ class OrderPhrasingFile(Strict):
     en: OrderReplies | None = None
 
 
-def _field(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(whole)"
-
-
 def check_catalogue(root: Path) -> Iterator[Problem]:
     path = catalogue_file(root)
     if not path.is_file():
@@ -169,7 +165,7 @@ def check_catalogue(root: Path) -> Iterator[Problem]:
             product = ProductRow.model_validate(raw)
         except ValidationError as invalid:
             for error in invalid.errors():
-                yield Problem(str(path), number, f"{_field(error['loc'])}: {error['msg']}")
+                yield Problem(str(path), number, f"{field_path(error['loc'])}: {error['msg']}")
             continue
         if product.sku in seen:
             yield Problem(str(path), number, f"sku: {product.sku} is also on line {seen[product.sku]}")
@@ -245,7 +241,7 @@ def check_yaml(path: Path, model: type[BaseModel]) -> Iterator[Problem]:
     except ValidationError as invalid:
         for error in invalid.errors():
             line = _node_line(tree, error["loc"]) if tree is not None else None
-            yield Problem(str(path), line, f"{_field(error['loc'])}: {error['msg']}")
+            yield Problem(str(path), line, f"{field_path(error['loc'])}: {error['msg']}")
 
 
 def check_templates(root: Path) -> Iterator[Problem]:

@@ -37,6 +37,7 @@ from sqlalchemy.pool import StaticPool
 
 from shoptune.core.errors import BadInputError
 from shoptune.shop.catalogue import connect
+from shoptune.shop.check import field_path
 
 ORDERS_FILE = Path("orders") / "orders.jsonl"
 OrderStatus = Literal["paid", "shipped", "delivered", "cancelled", "refunded"]
@@ -99,32 +100,33 @@ class Order(BaseModel):
     items: tuple[OrderItem, ...] = Field(min_length=1)
 
 
-def read_orders(path: Path) -> list[Order]:
-    """`orders/orders.jsonl`, or `BadInputError` naming the file, line and field of the first problem."""
-    orders = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+def _order_lines(text: str) -> Iterator[tuple[int, Order | list[str]]]:
+    """(line, the order or its "field: problem"s) for each order of an orders file's text."""
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            orders.append(Order.model_validate_json(line))
+            yield number, Order.model_validate_json(line)
         except ValidationError as invalid:
-            error = invalid.errors()[0]
-            where = ".".join(str(part) for part in error["loc"]) or "(whole)"
-            raise BadInputError(f"{path}:{number}: {where}: {error['msg']}") from invalid
+            yield number, [f"{field_path(error['loc'])}: {error['msg']}" for error in invalid.errors()]
+
+
+def read_orders(path: Path) -> list[Order]:
+    """`orders/orders.jsonl`, or `BadInputError` naming the file, line and field of the first problem."""
+    orders = []
+    for number, order in _order_lines(path.read_text(encoding="utf-8")):
+        if isinstance(order, list):
+            raise BadInputError(f"{path}:{number}: {order[0]}")
+        orders.append(order)
     return orders
 
 
 def order_problems(path: Path) -> Iterator[tuple[int, str]]:
     """(line, "field: problem") for every problem of an orders file, for `shop check`."""
     seen: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            order = Order.model_validate_json(line)
-        except ValidationError as invalid:
-            for error in invalid.errors():
-                yield number, f"{'.'.join(str(p) for p in error['loc']) or '(whole)'}: {error['msg']}"
+    for number, order in _order_lines(path.read_text(encoding="utf-8", errors="replace")):
+        if isinstance(order, list):
+            yield from ((number, problem) for problem in order)
             continue
         if order.order_id in seen:
             yield number, f"order_id: {order.order_id} is also on line {seen[order.order_id]}"

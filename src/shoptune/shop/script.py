@@ -65,6 +65,10 @@ class DemoScript(Strict):
     sessions: tuple[Session, ...] = ()
     extractions: tuple[Extraction, ...] = ()
 
+    def sentences(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(schema, text, expected object) of each scripted extraction."""
+        return [(e.schema_name, e.text, e.expected) for e in self.extractions]
+
 
 def read_script(root: Path) -> DemoScript:
     """The shop's demo script; an empty one (no conversation, no scripted sentences) if it has none."""
