@@ -1,4 +1,4 @@
-"""`shoptune data build|check|stats|show|import`."""
+"""`shoptune data build|check|stats|show|import|pairs`."""
 
 from __future__ import annotations
 
@@ -162,6 +162,10 @@ def show(file: Path, model: str, count: int, record_id: str | None) -> None:
             f"{rendered.trainable_tokens} carry loss (marked «…»)"
         )
         click.echo(marked_text(rendered))
+        if "rejected" in record:
+            failure = (record.get("meta") or {}).get("failure")
+            click.echo(f"--- rejected{f' ({failure})' if failure else ''}, in place of the last answer:")
+            click.echo(record["rejected"])
 
 
 @data_group.command("import")
@@ -233,3 +237,49 @@ def _pair(spec: str) -> tuple[str, str]:
     if not sep or not kind or not field:
         raise BadInputError(f"--map expects TYPE=FIELD, got {spec!r}")
     return kind, field
+
+
+@data_group.command("pairs")
+@click.argument("data_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False))
+@config_option
+@set_option
+@click.option(
+    "--kinds",
+    default=None,
+    help="Comma-separated failures to write (default: the config's train.preference.kinds).",
+)
+@click.option("--per-record", type=click.IntRange(1), default=None, help="Default: train.preference.pairs_per_record.")
+@click.option("--seed", type=int, default=None, help="Default: the config's train.seed.")
+def pairs(
+    data_dir: Path,
+    out_dir: Path,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+    kinds: str | None,
+    per_record: int | None,
+    seed: int | None,
+) -> None:
+    """Make chosen/rejected preference pairs from a data folder's records: the record's own answer
+    is chosen, a copy with one rule-made failure (tone, language, an invented price or SKU, a product
+    out of stock or over budget, a leaked prompt, a concession, a wrong field) is rejected."""
+    from shoptune.config.schema import PAIR_KINDS
+    from shoptune.data.pairs import write_pairs
+
+    config = load_cli_config(config_path, overrides)
+    preference = config.train.preference
+    chosen_kinds = tuple(k.strip() for k in kinds.split(",")) if kinds else preference.kinds
+    unknown = [k for k in chosen_kinds if k not in PAIR_KINDS]
+    if unknown:
+        raise BadInputError(f"--kinds: unknown {', '.join(unknown)}; known: {', '.join(PAIR_KINDS)}")
+    manifest = write_pairs(
+        data_dir,
+        out_dir,
+        kinds=chosen_kinds,
+        per_record=per_record or preference.pairs_per_record,
+        seed=config.train.seed if seed is None else seed,
+    )
+    for name, figures in manifest["files"].items():
+        counts = ", ".join(f"{kind} {n}" for kind, n in figures["by_failure"].items())
+        click.echo(f"{name:12s} {figures['records']:6d} pairs  ({counts})")
+    say(f"wrote {out_dir}/ (check it: shoptune data check {out_dir}/train.jsonl)")

@@ -1,4 +1,7 @@
-"""`shoptune data import --format sharegpt|alpaca|openai IN --out OUT`: bring other corpora in.
+"""`shoptune data import --format sharegpt|alpaca|openai|preference IN --out OUT`: bring other corpora in.
+
+`preference` reads the chosen/rejected forms TRL's preference trainers take (`prompt`, `chosen`,
+`rejected`, each a string or a list of chat messages) into records with a `rejected` answer.
 
 A source record that cannot be converted (unknown roles, tool calls, empty turns, images) is
 skipped and reported with its line; what is written always passes `data check`.
@@ -16,7 +19,7 @@ from shoptune.shop.check import iter_lines, parse_json_line
 from shoptune.shop.prompts import detect_language
 from shoptune.shop.records import RecordValidator
 
-FORMATS = ("sharegpt", "alpaca", "openai")
+FORMATS = ("sharegpt", "alpaca", "openai", "preference")
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
 
 
@@ -40,7 +43,11 @@ def _text(value: Any, where: str) -> str:
     raise Unconvertible(f"{where}: content is not text ({type(value).__name__})")
 
 
-def from_sharegpt(source: Any) -> list[dict[str, str]]:
+Fields = dict[str, Any]
+"""What a converter makes of one source record: `messages`, and `rejected` for a preference pair."""
+
+
+def from_sharegpt(source: Any) -> Fields:
     if not isinstance(source, dict) or not isinstance(source.get("conversations"), list):
         raise Unconvertible("expected an object with a `conversations` list")
     messages = []
@@ -54,10 +61,10 @@ def from_sharegpt(source: Any) -> list[dict[str, str]]:
         messages.append(
             {"role": SHAREGPT_ROLES[turn["from"]], "content": _text(turn.get("value"), f"conversations[{index}]")}
         )
-    return messages
+    return {"messages": messages}
 
 
-def from_alpaca(source: Any) -> list[dict[str, str]]:
+def from_alpaca(source: Any) -> Fields:
     if (
         not isinstance(source, dict)
         or not isinstance(source.get("instruction"), str)
@@ -70,29 +77,60 @@ def from_alpaca(source: Any) -> list[dict[str, str]]:
     messages = []
     if isinstance(source.get("system"), str) and source["system"].strip():
         messages.append({"role": "system", "content": source["system"]})
-    return [*messages, {"role": "user", "content": prompt}, {"role": "assistant", "content": source["output"]}]
+    return {
+        "messages": [*messages, {"role": "user", "content": prompt}, {"role": "assistant", "content": source["output"]}]
+    }
 
 
-def from_openai(source: Any) -> list[dict[str, str]]:
+def from_openai(source: Any) -> Fields:
     if not isinstance(source, dict) or not isinstance(source.get("messages"), list):
         raise Unconvertible("expected an object with a `messages` list")
+    return {"messages": _chat_messages(source["messages"], "messages")}
+
+
+def _chat_messages(items: list[Any], name: str) -> list[dict[str, str]]:
     messages = []
-    for index, message in enumerate(source["messages"]):
+    for index, message in enumerate(items):
         if not isinstance(message, dict):
-            raise Unconvertible(f"messages[{index}]: not an object")
+            raise Unconvertible(f"{name}[{index}]: not an object")
         role = message.get("role")
         if role == "developer":
             role = "system"
         if role not in ("system", "user", "assistant") or message.get("tool_calls") or message.get("function_call"):
-            raise Unconvertible(f"messages[{index}]: role {role!r} or tool calls cannot be converted")
-        messages.append({"role": role, "content": _text(message.get("content"), f"messages[{index}]")})
+            raise Unconvertible(f"{name}[{index}]: role {role!r} or tool calls cannot be converted")
+        messages.append({"role": role, "content": _text(message.get("content"), f"{name}[{index}]")})
     return messages
 
 
-CONVERTERS: dict[str, Callable[[Any], list[dict[str, str]]]] = {
+def _answer(value: Any, name: str) -> str:
+    """A chosen or rejected answer: a string, or a list of chat messages ending with the assistant's."""
+    if isinstance(value, list):
+        messages = _chat_messages(value, name)
+        if not messages or messages[-1]["role"] != "assistant":
+            raise Unconvertible(f"{name}: expected the assistant's answer as its last message")
+        return messages[-1]["content"]
+    return _text(value, name)
+
+
+def from_preference(source: Any) -> Fields:
+    if not isinstance(source, dict) or not all(key in source for key in ("prompt", "chosen", "rejected")):
+        raise Unconvertible("expected an object with `prompt`, `chosen` and `rejected`")
+    prompt = source["prompt"]
+    if isinstance(prompt, list):
+        messages = _chat_messages(prompt, "prompt")
+    else:
+        messages = [{"role": "user", "content": _text(prompt, "prompt")}]
+    if isinstance(source.get("system"), str) and source["system"].strip() and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": source["system"]})
+    messages.append({"role": "assistant", "content": _answer(source["chosen"], "chosen")})
+    return {"messages": messages, "rejected": _answer(source["rejected"], "rejected")}
+
+
+CONVERTERS: dict[str, Callable[[Any], Fields]] = {
     "sharegpt": from_sharegpt,
     "alpaca": from_alpaca,
     "openai": from_openai,
+    "preference": from_preference,
 }
 
 
@@ -106,17 +144,17 @@ def import_file(path: Path, fmt: str, *, task: str, id_prefix: str) -> ImportRes
             result.skipped.append(f"{where}: {problem}")
             continue
         try:
-            messages = CONVERTERS[fmt](source)
+            fields = CONVERTERS[fmt](source)
         except Unconvertible as exc:
             result.skipped.append(f"{where}: skipped: {exc}")
             continue
         identifier = source.get("id") if isinstance(source.get("id"), str) and source["id"].strip() else None
-        text = " ".join(m["content"] for m in messages if m["role"] == "user")
+        text = " ".join(m["content"] for m in fields["messages"] if m["role"] == "user")
         record = {
             "id": identifier or f"{id_prefix}-{number:06d}",
             "task": task,
             "lang": detect_language(text),
-            "messages": messages,
+            **fields,
             "meta": {"source": str(path), "source_line": number, "format": fmt},
         }
         problems = validator.problems(record)

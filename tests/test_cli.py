@@ -57,7 +57,7 @@ def test_train_reports_every_config_problem_before_anything_else() -> None:
 def test_config_show_prints_resolved_yaml(tmp_path: Path) -> None:
     done = invoke_shoptune("config", "show", "configs/qwen2.5-7b-qlora.yaml", "--set", "train.lora_r=8")
     assert done.returncode == 0, done.stderr
-    assert "method: qlora" in done.stdout and "lora_r: 8" in done.stdout
+    assert "adapter: qlora" in done.stdout and "lora_r: 8" in done.stdout
 
 
 def test_chat_answers_with_the_model(tiny_qwen_dir: Path) -> None:

@@ -53,8 +53,8 @@ def test_resolved_config_round_trips(path: Path, tmp_path: Path) -> None:
 def test_gpu_configs_are_bf16_lora_and_qlora_on_qwen_7b() -> None:
     lora = load_config(CONFIGS_DIR / "qwen2.5-7b-lora.yaml")
     qlora = load_config(CONFIGS_DIR / "qwen2.5-7b-qlora.yaml")
-    assert (lora.model.name, lora.train.method, lora.train.precision) == ("qwen2.5-7b-instruct", "lora", "bf16")
-    assert (qlora.train.method, qlora.train.precision) == ("qlora", "bf16")
+    assert (lora.model.name, lora.train.adapter, lora.train.precision) == ("qwen2.5-7b-instruct", "lora", "bf16")
+    assert (qlora.train.adapter, qlora.train.precision) == ("qlora", "bf16")
     # qlora extends lora: everything it does not override is inherited.
     assert qlora.train.target_modules == lora.train.target_modules
     assert qlora.serve == lora.serve
@@ -197,3 +197,45 @@ def test_printed_json_schema_rejects_what_the_loader_rejects() -> None:
     bad = {"train": {"lora_r": 0, "lerning_rate": 1e-4, "precision": "fp8"}, "serve": {"dtype": 16}}
     failing = {tuple(error.absolute_path) for error in validator.iter_errors(bad)}
     assert {("train", "lora_r"), ("train",), ("train", "precision"), ("serve", "dtype")} <= failing
+
+
+def test_method_was_the_adapter_in_older_configs(tmp_path: Path) -> None:
+    """Configs and run folders from before `train.adapter` said `method: lora|qlora`: they still load."""
+    path = tmp_path / "old.yaml"
+    text = (CONFIGS_DIR / "tiny-qwen.yaml").read_text(encoding="utf-8")
+    path.write_text(text.replace("  adapter: lora\n", "  method: lora\n"), encoding="utf-8")
+    old = load_config(path)
+    assert (old.train.method, old.train.adapter) == ("sft", "lora")
+    problems = _problems(CONFIGS_DIR / "tiny-qwen.yaml", ["train.method=qlora"])
+    assert any("train.method" in p and "is a train.adapter" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "fragment"),
+    [
+        (["train.method=orpo", "train.batching=packed"], "train.batching", "padded batches"),
+        (["train.method=kto", "train.batching=padding_free"], "train.batching", "padding_free: dpo only"),
+        (["train.method=dpo", "train.group_by_length=true"], "train.group_by_length", "set it false"),
+        (["train.method=kto", "train.per_device_batch_size=1"], "train.per_device_batch_size", "at least 2"),
+        (["train.method=grpo"], "train.method", "sft"),
+        (["train.preference.kinds=[wrong_field, made_up]"], "train.preference.kinds", "made_up"),
+    ],
+)
+def test_preference_settings_that_cannot_train_are_named(overrides: list[str], field: str, fragment: str) -> None:
+    problems = _problems(CONFIGS_DIR / "tiny-qwen.yaml", overrides)
+    assert any(field in p and fragment in p for p in problems), problems
+
+
+def test_preference_beta_defaults_to_each_methods_own() -> None:
+    config = load_config(CONFIGS_DIR / "tiny-qwen.yaml", ["train.method=simpo"])
+    assert config.train.preference.beta_for("simpo") == 2.0 and config.train.preference.beta_for("dpo") == 0.1
+    set_beta = load_config(CONFIGS_DIR / "tiny-qwen.yaml", ["train.preference.beta=0.3"])
+    assert set_beta.train.preference.beta_for("simpo") == 0.3
+
+
+def test_the_7b_dpo_recipe_goes_on_from_the_7b_sft_run() -> None:
+    lora = load_config(CONFIGS_DIR / "qwen2.5-7b-lora.yaml")
+    dpo = load_config(CONFIGS_DIR / "qwen2.5-7b-dpo.yaml")
+    assert (dpo.train.method, dpo.train.adapter, dpo.train.precision) == ("dpo", "lora", "bf16")
+    assert Path(dpo.train.init_adapter) == Path(lora.train.output_root) / lora.name
+    assert dpo.train.learning_rate < lora.train.learning_rate and dpo.data == lora.data

@@ -90,7 +90,7 @@ def test_qwen_7b_against_published_figures() -> None:
     assert est.total_parameters + est.trainable_parameters == 7_655_986_688
     # LLaMA-Factory's README: ~16 GB for 7B LoRA (16-bit), ~6 GB for 7B QLoRA (4-bit).
     assert 14 <= est.total_gib <= 18
-    qlora = estimate(lora.replace(train=lora.train.replace(method="qlora")), QWEN_7B)
+    qlora = estimate(lora.replace(train=lora.train.replace(adapter="qlora")), QWEN_7B)
     assert 5 <= qlora.total_gib <= 8
     assert qlora.weights_gib < est.weights_gib / 2.5
     assert pytest.approx(0.516, abs=0.001) == NF4_BYTES_PER_PARAM
@@ -109,3 +109,28 @@ def test_dry_run_cli_needs_no_weights(tmp_path: Path) -> None:
     assert "7,615,616,512 parameters" in done.stdout and "40,370,176 trainable" in done.stdout
     assert "total" in done.stdout and "s/step" in done.stdout
     assert not (tmp_path / "models").exists()  # nothing prepared, nothing downloaded
+
+
+def test_preference_methods_plan_two_sequences_a_record_and_their_reference() -> None:
+    sft = load_config(CONFIGS_DIR / "qwen2.5-7b-lora.yaml", ["train.batching=padded"])
+    dpo = load_config(CONFIGS_DIR / "qwen2.5-7b-lora.yaml", ["train.batching=padded", "train.method=dpo"])
+    orpo = load_config(CONFIGS_DIR / "qwen2.5-7b-lora.yaml", ["train.batching=padded", "train.method=orpo"])
+    base, paired, full_logits = (estimate(c, QWEN_7B) for c in (sft, dpo, orpo))
+    assert paired.tokens_per_step == 2 * base.tokens_per_step
+    assert paired.activations_gib_with_checkpointing == pytest.approx(2 * base.activations_gib_with_checkpointing)
+    assert paired.flops_per_token == pytest.approx(base.flops_per_token * 8 / 6)  # + the reference's forward pass
+    assert paired.weights_gib == base.weights_gib  # the reference is the same weights with the adapter off
+    after_sft = estimate(dpo.replace(train=dpo.train.replace(init_adapter="runs/sft")), QWEN_7B)
+    assert after_sft.lora_states_gib - paired.lora_states_gib == pytest.approx(base.trainable_parameters * 4 / GIB)
+    tokens = 4 * 2048 * 2  # batch x length x (chosen, rejected)
+    assert full_logits.lm_head_chunk_gib == pytest.approx(tokens * 152_064 * 4 * 3 / GIB)
+    assert full_logits.flops_per_token == base.flops_per_token  # no reference model
+
+
+def test_dry_run_of_a_preference_method_names_its_reference(tmp_path: Path) -> None:
+    done = invoke_shoptune(
+        "train", "configs/qwen2.5-7b-dpo.yaml", "--dry-run",
+        env={"SHOPTUNE_HOME": str(tmp_path), "SHOPTUNE_QWEN25_7B_DIR": ""},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "method dpo (lora)" in done.stdout and "reference model: this model with the adapter off" in done.stdout

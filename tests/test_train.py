@@ -158,8 +158,13 @@ def test_run_folder(tiny_run: Path, tiny_data: Path) -> None:
         "eval_json_valid_rate",
         "eval_exact_match_rate",
         "eval_micro_f1",
+        "reward_margin",  # the preference methods' (tests/test_preference.py); null in SFT
+        "reward_accuracy",
+        "eval_reward_margin",
+        "eval_reward_accuracy",
     }
     assert all(set(m) == keys for m in metrics)
+    assert all(m["reward_margin"] is None and m["eval_reward_accuracy"] is None for m in metrics)
     assert [m["step"] for m in metrics if m["eval_loss"] is not None] == [5, 10]
     assert manifest["final_metrics"]["eval_loss"] == metrics[-1]["eval_loss"]  # the last step's evaluation
     # generation metrics from the eval package, logged beside the eval loss
@@ -283,7 +288,7 @@ def test_qlora_needs_a_gpu(tmp_path: Path, tiny_data: Path) -> None:
         "--data",
         str(tiny_data),
         "--set",
-        "train.method=qlora",
+        "train.adapter=qlora",
         "--set",
         "train.precision=bf16",
     )
@@ -300,7 +305,7 @@ def test_4bit_preparation_keeps_16_bit_weights_and_reaches_the_adapters(tiny_qwe
     from shoptune.train.model import prepare_for_4bit_training, with_lora
 
     config = load_config(
-        TINY, overrides=["train.method=qlora", "train.precision=bf16", "train.gradient_checkpointing=true"]
+        TINY, overrides=["train.adapter=qlora", "train.precision=bf16", "train.gradient_checkpointing=true"]
     ).train
     model = AutoModelForCausalLM.from_pretrained(tiny_qwen_dir, dtype=torch.bfloat16)
     prepare_for_4bit_training(model, config)

@@ -21,8 +21,28 @@ METRIC_KEYS = (
     "eval_json_valid_rate",
     "eval_exact_match_rate",
     "eval_micro_f1",
+    "reward_margin",
+    "reward_accuracy",
+    "eval_reward_margin",
+    "eval_reward_accuracy",
 )
-EVAL_KEYS = ("eval_loss", "eval_json_valid_rate", "eval_exact_match_rate", "eval_micro_f1")
+EVAL_KEYS = (
+    "eval_loss",
+    "eval_json_valid_rate",
+    "eval_exact_match_rate",
+    "eval_micro_f1",
+    "eval_reward_margin",
+    "eval_reward_accuracy",
+)
+TRL_NAMES = {
+    "rewards/margins": "reward_margin",
+    "rewards/accuracies": "reward_accuracy",
+    "eval_rewards/margins": "eval_reward_margin",
+    "eval_rewards/accuracies": "eval_reward_accuracy",
+}
+"""Preference trainers' logs under shoptune's names: the mean margin of the chosen answer's implicit
+reward over the rejected one's, and the share of pairs where it is ahead (null in SFT, and
+accuracy in KTO, which has no pairs)."""
 
 
 class MetricsFile(TrainerCallback):
@@ -46,6 +66,7 @@ class MetricsFile(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
             return
+        logs = {TRL_NAMES.get(key, key): value for key, value in logs.items()}
         evaluated = {key: logs[key] for key in EVAL_KEYS if key in logs}
         if evaluated:
             if self.pending is None or self.pending["step"] != state.global_step:
@@ -58,7 +79,7 @@ class MetricsFile(TrainerCallback):
         self._flush()
         now = time.perf_counter()
         tokens = state.num_input_tokens_seen - self.last_tokens
-        speed = tokens / (now - self.last_time) if now > self.last_time else None
+        speed = tokens / (now - self.last_time) if now > self.last_time and tokens else None  # none: not counted
         self.last_tokens, self.last_time = state.num_input_tokens_seen, now
         self.pending = {
             "step": state.global_step,
@@ -66,6 +87,8 @@ class MetricsFile(TrainerCallback):
             "learning_rate": logs.get("learning_rate"),
             "grad_norm": logs.get("grad_norm"),
             "tokens_per_second": round(speed, 2) if speed is not None else None,
+            "reward_margin": logs.get("reward_margin"),
+            "reward_accuracy": logs.get("reward_accuracy"),
             **dict.fromkeys(EVAL_KEYS),
         }
 
@@ -147,7 +170,7 @@ class ProgressLine(TrainerCallback):
         now = time.perf_counter()
         speed = (state.num_input_tokens_seen - self.last_tokens) / max(now - self.last_time, 1e-9)
         self.last_tokens, self.last_time = state.num_input_tokens_seen, now
-        status = f"loss {logs['loss']:.4f}  {speed:,.0f} tok/s"
+        status = f"loss {logs['loss']:.4f}" + (f"  {speed:,.0f} tok/s" if speed else "")
         if self.progress is not None:
             self.progress.update(self.task, status=status)
         else:

@@ -17,6 +17,9 @@ from trl import SFTTrainer
 
 STEP_DIR = re.compile(r"^step-(\d{6,})$")
 
+REFERENCE_ADAPTER = "ref"
+"""The name TRL (DPO, KTO) gives its frozen copy of the adapter a run starts from: the reference."""
+
 
 def step_dir_name(step: int) -> str:
     return f"step-{step:06d}"
@@ -46,8 +49,9 @@ def remove_partial_checkpoints(folder: Path) -> list[Path]:
     return removed
 
 
-class AtomicCheckpointTrainer(SFTTrainer):
-    """SFTTrainer whose checkpoints appear atomically as `step-NNNNNN/` and rotate by step."""
+class AtomicCheckpoints:
+    """A mixin (first in the bases) for any transformers Trainer: checkpoints appear atomically as
+    `step-NNNNNN/` and rotate by step."""
 
     keep_checkpoints: int | None = None
 
@@ -58,9 +62,22 @@ class AtomicCheckpointTrainer(SFTTrainer):
         folder = Path(self.args.output_dir)
         staged = folder / f"checkpoint-{self.state.global_step}"
         published = folder / step_dir_name(self.state.global_step)
+        # TRL's frozen reference adapter is rebuilt from `train.init_adapter` when the trainer is made.
+        # Saved, it would be all that resumes: transformers loads only an adapter checkpoint's
+        # sub-folders when it has any, leaving the trained adapter at its initial weights.
+        shutil.rmtree(staged / REFERENCE_ADAPTER, ignore_errors=True)
         if published.exists():
             shutil.rmtree(published)
         os.replace(staged, published)
         if self.keep_checkpoints:
             for old in complete_checkpoints(folder)[: -self.keep_checkpoints]:
                 shutil.rmtree(old, ignore_errors=True)
+
+
+class AtomicCheckpointTrainer(AtomicCheckpoints, SFTTrainer):
+    """TRL's SFTTrainer with atomic, step-named checkpoints."""
+
+
+def with_atomic_checkpoints(trainer_class: type) -> type:
+    """`trainer_class` (one of TRL's trainers) with atomic, step-named checkpoints."""
+    return type(f"AtomicCheckpoint{trainer_class.__name__}", (AtomicCheckpoints, trainer_class), {})

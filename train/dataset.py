@@ -9,6 +9,8 @@ before it starts, listing every offending record: a record longer than `train.ma
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,3 +68,29 @@ def build_rows(path: Path, tokenizer: Any, max_length: int) -> TrainingRows:
         more = f"\n  ... and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
         raise BadInputError(f"{len(problems)} record(s) in {path} cannot be trained on:\n{shown}{more}")
     return TrainingRows(rows, tokens, trainable)
+
+
+@contextlib.contextmanager
+def unhashed_transforms() -> Iterator[None]:
+    """`datasets` transforms without hashing their arguments, while TRL's trainers prepare data.
+
+    `Dataset.map` fingerprints each transform by pickling it with its arguments, to name a cache
+    file; TRL's preference trainers pass the tokenizer along, and pickling Qwen's 151,646-token
+    tokenizer takes ~7 s a call on this CPU (ORPO: 4 calls, 31 of a 2-step run's 59 s). Shoptune's
+    datasets are built in memory and never cached, so a random fingerprint (what `datasets` itself
+    uses when hashing fails) loses nothing."""
+    import datasets.arrow_dataset
+    import datasets.fingerprint
+
+    def random_fingerprint(fingerprint: str, transform: Any, transform_args: Any) -> str:
+        return datasets.fingerprint.generate_random_fingerprint()
+
+    modules = (datasets.arrow_dataset, datasets.fingerprint)
+    saved = [module.update_fingerprint for module in modules]
+    for module in modules:
+        module.update_fingerprint = random_fingerprint
+    try:
+        yield
+    finally:
+        for module, original in zip(modules, saved, strict=True):
+            module.update_fingerprint = original

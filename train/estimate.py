@@ -17,6 +17,12 @@ Activations per token per layer (16-bit, FlashAttention/SDPA, so no s^2 term): t
 for backward are the two norm outputs (2H), q, k, v (H + 2*KV), the attention output (H), the
 o_proj output (H), gate, up and their product (3I): (6H + 2KV + 3I) elements. With checkpointing
 only each layer's input (H) is kept, plus one layer's full set during recomputation.
+Preference methods batch two sequences per record (the chosen and the rejected answer; KTO: the
+answer and its KL neighbour), so a micro-batch holds twice the tokens. DPO's and KTO's reference
+is the policy with its adapter off: no second copy of the weights, one more forward pass (2N per
+token, no activations kept); with `train.init_adapter`, a frozen fp32 copy of that adapter. ORPO
+and SimPO run on TRL's older trainers, which materialise the full fp32 logits ([tokens x
+vocabulary], with their log-softmax and gradient) instead of the fused head's tile.
 How these figures compare with published ones is in the README ("Planning a GPU run").
 """
 
@@ -39,6 +45,12 @@ FUSED_HEAD_VOCAB_CHUNK = 32768
 FUSED_HEAD_TOKEN_CHUNK = 4096
 """TRL's chunked log-prob kernel projects [4096 tokens x 32768 vocabulary] tiles at a time."""
 ASSUMED_MFU = 0.4
+REFERENCE_METHODS = ("dpo", "kto")
+"""Methods with a reference forward pass (the adapter switched off)."""
+FULL_LOGITS_METHODS = ("orpo", "simpo")
+"""Methods whose TRL trainer builds the full logits, not the fused head's tiles."""
+FULL_LOGITS_COPIES = 3
+"""fp32 logits, their log-softmax, and the gradient flowing back through them."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,7 @@ class Estimate:
     activations_gib_with_checkpointing: float
     activations_gib_without_checkpointing: float
     lm_head_chunk_gib: float
+    """The fused head's tile, or (ORPO, SimPO) the full logits."""
     overhead_gib: float
     total_gib: float
     """With the configured gradient-checkpointing setting."""
@@ -129,22 +142,27 @@ def estimate(config: ShoptuneConfig, model_config: dict, *, peak_tflops: float |
     adapted = adapted_layers(arch.layers, train)
     trainable = lora_parameters(arch, train.target_modules, train.lora_r, None if adapted is None else len(adapted))
     half = 4 if train.precision == "fp32" else 2
-    if train.method == "qlora":
+    if train.adapter == "qlora":
         weights = arch.linear_parameters() * NF4_BYTES_PER_PARAM + arch.other_parameters() * 2
     else:
         weights = arch.total_parameters() * half
     lora_states = trainable * LORA_BYTES_PER_PARAM
-    micro_tokens = train.per_device_batch_size * train.max_length
+    if train.method in REFERENCE_METHODS and train.init_adapter:
+        lora_states += trainable * 4  # TRL's frozen fp32 copy of the initial adapter: the reference
+    micro_tokens = train.per_device_batch_size * train.max_length * sequences_per_record(train.method)
     kv = arch.kv_heads * arch.head_dim
     full_layer = (6 * arch.hidden + 2 * kv + 3 * arch.intermediate) * half
     without = micro_tokens * arch.layers * full_layer
     with_checkpointing = micro_tokens * (arch.layers * arch.hidden * half + full_layer)
-    head_tile = min(micro_tokens, FUSED_HEAD_TOKEN_CHUNK) * min(arch.vocab, FUSED_HEAD_VOCAB_CHUNK)
-    head_chunk = head_tile * 4 * 2  # fp32 logits tile + its gradient in backward
+    if train.method in FULL_LOGITS_METHODS:
+        head_chunk = micro_tokens * arch.vocab * 4 * FULL_LOGITS_COPIES
+    else:
+        head_tile = min(micro_tokens, FUSED_HEAD_TOKEN_CHUNK) * min(arch.vocab, FUSED_HEAD_VOCAB_CHUNK)
+        head_chunk = head_tile * 4 * 2  # fp32 logits tile + its gradient in backward
     activations = with_checkpointing if train.gradient_checkpointing else without
     total = weights + lora_states + activations + head_chunk + CUDA_OVERHEAD_BYTES
     n = arch.total_parameters()
-    flops_per_token = (6 if train.gradient_checkpointing else 4) * n
+    flops_per_token = ((6 if train.gradient_checkpointing else 4) + (2 if train.method in REFERENCE_METHODS else 0)) * n
     tokens_per_step = micro_tokens * train.gradient_accumulation_steps
     seconds = tokens_per_step * flops_per_token / (peak_tflops * 1e12 * ASSUMED_MFU) if peak_tflops else None
     return Estimate(
@@ -171,18 +189,25 @@ def render(est: Estimate, config: ShoptuneConfig, steps: int | None) -> str:
         f"model {est.model}: {est.total_parameters:,} parameters; LoRA r={train.lora_r} on "
         f"{', '.join(train.target_modules)}: {est.trainable_parameters:,} trainable "
         f"({100 * est.trainable_parameters / est.total_parameters:.2f}%)",
-        f"method {train.method}, precision {train.precision}, batch {train.per_device_batch_size} x "
+        f"method {train.method} ({train.adapter}), precision {train.precision}, batch {train.per_device_batch_size} x "
         f"{train.max_length} tokens, accumulation {train.gradient_accumulation_steps}",
         "estimated GPU memory (GiB):",
         f"  weights                {est.weights_gib:8.2f}",
         f"  LoRA weights+grads+Adam{est.lora_states_gib:8.2f}",
         f"  activations            {est.activations_gib_with_checkpointing:8.2f} with checkpointing, "
         f"{est.activations_gib_without_checkpointing:.2f} without",
-        f"  fused LM head chunk    {est.lm_head_chunk_gib:8.2f}",
+        f"  {'full logits (TRL)     ' if train.method in FULL_LOGITS_METHODS else 'fused LM head chunk   '} "
+        f"{est.lm_head_chunk_gib:8.2f}",
         f"  CUDA context, slack    {est.overhead_gib:8.2f}",
         f"  total                  {est.total_gib:8.2f}  (gradient checkpointing "
         f"{'on' if train.gradient_checkpointing else 'off'})",
-        f"tokens per optimizer step: {est.tokens_per_step:,} (upper bound: every record at max_length)",
+        f"tokens per optimizer step: {est.tokens_per_step:,} (upper bound: every record at max_length"
+        f"{'' if train.method == 'sft' else ', two sequences per record'})",
+        *(
+            ["reference model: this model with the adapter off (no extra weights; one more forward pass)"]
+            if train.method in REFERENCE_METHODS
+            else []
+        ),
         f"FLOPs per token: {est.flops_per_token:.3g}",
     ]
     if est.seconds_per_step is not None:
@@ -193,6 +218,11 @@ def render(est: Estimate, config: ShoptuneConfig, steps: int | None) -> str:
             line += f", {steps} steps ~ {est.seconds_per_step * steps / 3600:.2f} h"
         lines.append(line)
     return "\n".join(lines)
+
+
+def sequences_per_record(method: str) -> int:
+    """Sequences a record puts in a micro-batch: one for SFT; two for the preference methods."""
+    return 1 if method == "sft" else 2
 
 
 def planned_steps(config: ShoptuneConfig, train_records: int | None) -> int | None:

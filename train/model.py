@@ -23,7 +23,7 @@ def weights_dtype(config: TrainConfig, device: str):
 
 
 def quantization_config(config: TrainConfig):
-    if config.method != "qlora":
+    if config.adapter != "qlora":
         return None
     import torch
     from transformers import BitsAndBytesConfig
@@ -39,9 +39,9 @@ def quantization_config(config: TrainConfig):
 def load_base_for_training(model_dir: Path, config: TrainConfig, device: str) -> Any:
     from transformers import AutoModelForCausalLM
 
-    if config.method == "qlora" and not device.startswith("cuda"):
+    if config.adapter == "qlora" and not device.startswith("cuda"):
         raise EnvironmentProblem(
-            "train.method=qlora needs a CUDA GPU (bitsandbytes 4-bit); use train.method=lora on this machine"
+            "train.adapter=qlora needs a CUDA GPU (bitsandbytes 4-bit); use train.adapter=lora on this machine"
         )
     model = AutoModelForCausalLM.from_pretrained(
         str(model_dir),
@@ -52,7 +52,7 @@ def load_base_for_training(model_dir: Path, config: TrainConfig, device: str) ->
         local_files_only=True,
         attn_implementation="sdpa",
     )
-    if config.method == "qlora":
+    if config.adapter == "qlora":
         prepare_for_4bit_training(model, config)
     model.config.use_cache = False  # the KV cache is for generation; in training it only costs memory
     return model
@@ -121,3 +121,36 @@ def with_lora(model: Any, config: TrainConfig) -> Any:
 
     check_target_modules(model, config)
     return get_peft_model(model, lora_config(config, adapted_layers(model.config.num_hidden_layers, config)))
+
+
+def init_adapter_dir(where: str, base_model: str) -> Path:
+    """The adapter folder `train.init_adapter` names: a finished run folder's `final/adapter`, or an
+    adapter folder itself. A run trained on another base model is refused."""
+    import json
+
+    folder = Path(where)
+    adapter = folder / "final" / "adapter" if (folder / "final" / "adapter").is_dir() else folder
+    if not (adapter / "adapter_config.json").is_file():
+        raise BadInputError(
+            f"train.init_adapter: {where} is neither a finished training run nor an adapter folder "
+            "(no final/adapter/adapter_config.json or adapter_config.json)"
+        )
+    manifest = folder / "manifest.json"
+    if adapter != folder and manifest.is_file():
+        trained_on = json.loads(manifest.read_text(encoding="utf-8")).get("base_model", {}).get("name")
+        if trained_on and trained_on != base_model:
+            raise BadInputError(
+                f"train.init_adapter: {where} was trained on {trained_on}, this run's model is {base_model}"
+            )
+    from shoptune.models.local_dir import require_adapter_dir
+
+    return require_adapter_dir(adapter, "train.init_adapter")
+
+
+def with_init_adapter(model: Any, adapter: Path) -> Any:
+    """`model` with a trained adapter loaded to go on training (its LoRA shape is the adapter's own)."""
+    from peft import PeftModel
+
+    from shoptune.models.local_dir import require_adapter_dir
+
+    return PeftModel.from_pretrained(model, str(require_adapter_dir(adapter, "train.init_adapter")), is_trainable=True)

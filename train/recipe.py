@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,14 @@ from shoptune.core.hashing import sha256_file
 from shoptune.core.provenance import provenance, utc_now
 from shoptune.shop.reading import require_valid
 from shoptune.train.callbacks import GenerationMetrics, MetricsFile, NonFiniteLossGuard, ProgressLine
-from shoptune.train.checkpoints import AtomicCheckpointTrainer, newest_checkpoint, remove_partial_checkpoints
-from shoptune.train.dataset import TrainingRows, build_rows
+from shoptune.train.checkpoints import (
+    REFERENCE_ADAPTER,
+    AtomicCheckpointTrainer,
+    newest_checkpoint,
+    remove_partial_checkpoints,
+    with_atomic_checkpoints,
+)
+from shoptune.train.dataset import TrainingRows, build_rows, unhashed_transforms
 from shoptune.train.fused_loss import enable_compact_fused_head
 from shoptune.train.run_folder import RunFolder
 
@@ -189,12 +196,11 @@ def _final_eval(trainer: Any) -> dict[str, Any]:
     return trainer.evaluate()
 
 
-def _sft_config(config: ShoptuneConfig, run: RunFolder, device: str, has_eval: bool):
-    from trl import SFTConfig
-
+def _common_arguments(config: ShoptuneConfig, run: RunFolder, device: str, has_eval: bool) -> dict[str, Any]:
+    """The training arguments every method shares (transformers' TrainingArguments fields)."""
     train = config.train
     on_gpu = device.startswith("cuda")
-    return SFTConfig(
+    return dict(
         output_dir=str(run.checkpoints),
         per_device_train_batch_size=train.per_device_batch_size,
         per_device_eval_batch_size=train.per_device_batch_size,
@@ -213,12 +219,6 @@ def _sft_config(config: ShoptuneConfig, run: RunFolder, device: str, has_eval: b
         use_cpu=not on_gpu,
         gradient_checkpointing=train.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if train.gradient_checkpointing else None,
-        # Rows are already checked against train.max_length (never truncated); TRL needs the
-        # value only as the bin size when packing.
-        max_length=train.max_length if train.batching == "packed" else None,
-        packing=train.batching == "packed",
-        packing_strategy="bfd",
-        padding_free=train.batching in ("padding_free", "packed"),
         train_sampling_strategy=(
             "group_by_length" if train.group_by_length else ("random" if train.shuffle else "sequential")
         ),
@@ -237,6 +237,27 @@ def _sft_config(config: ShoptuneConfig, run: RunFolder, device: str, has_eval: b
         dataloader_num_workers=0,
         dataset_num_proc=None,
         ddp_find_unused_parameters=False,
+    )
+
+
+def _training_arguments(config: ShoptuneConfig, run: RunFolder, device: str, has_eval: bool) -> Any:
+    """TRL's config for `train.method`: SFTConfig, or the preference method's."""
+    common = _common_arguments(config, run, device, has_eval)
+    if config.train.method != "sft":
+        from shoptune.train.preference import preference_arguments
+
+        return preference_arguments(config, common)
+    from trl import SFTConfig
+
+    train = config.train
+    return SFTConfig(
+        **common,
+        # Rows are already checked against train.max_length (never truncated); TRL needs the
+        # value only as the bin size when packing.
+        max_length=train.max_length if train.batching == "packed" else None,
+        packing=train.batching == "packed",
+        packing_strategy="bfd",
+        padding_free=train.batching in ("padding_free", "packed"),
         remove_unused_columns=False,
     )
 
@@ -252,6 +273,16 @@ def _peak_gpu_memory_gib(device: str) -> float | None:
 
 def _rows_summary(rows: TrainingRows) -> dict[str, int]:
     return {"records": len(rows.rows), "tokens": rows.tokens, "trainable_tokens": rows.trainable_tokens}
+
+
+def _pairs_summary(pairs_dir: Path) -> dict[str, Any]:
+    """The preference pairs a run trained on: folder, file digests, and their maker's manifest."""
+    manifest = pairs_dir / "manifest.json"
+    return {
+        "dir": str(pairs_dir),
+        "files": {p.name: sha256_file(p) for p in sorted(pairs_dir.glob("*.jsonl"))},
+        "made": json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None,
+    }
 
 
 @dataclass(frozen=True)
@@ -273,6 +304,10 @@ class TrainingInputs:
     data_dir: Path
     train_rows: TrainingRows
     val_rows: TrainingRows
+    rows_dir: Path
+    """Where the rows come from: `data_dir`, or for a preference method its pairs folder."""
+    init_adapter: Path | None
+    """The adapter folder `train.init_adapter` names (None: a fresh adapter)."""
 
 
 @dataclass
@@ -304,11 +339,14 @@ def _prepare_process(config: ShoptuneConfig, out_dir: Path) -> tuple[ShoptuneCon
     return with_resolved_precision(config, device), process
 
 
-def _load_inputs(config: ShoptuneConfig, data_dir: Path | None, log: Log) -> TrainingInputs:
-    """Resolve the model, build the data folder if the config's is absent, check and render it."""
+def _load_inputs(config: ShoptuneConfig, data_dir: Path | None, run: RunFolder, log: Log) -> TrainingInputs:
+    """Resolve the model, build the data folder if the config's is absent (and the pairs of a
+    preference method if it names none), check and render them."""
     from shoptune.models import resolve_config_model
     from shoptune.models.loading import load_tokenizer
+    from shoptune.train.model import init_adapter_dir
 
+    init_adapter = init_adapter_dir(config.train.init_adapter, config.model.name) if config.train.init_adapter else None
     model_dir = resolve_config_model(config.model, log=log)
     tokenizer = load_tokenizer(model_dir)
     if data_dir is not None:
@@ -317,13 +355,20 @@ def _load_inputs(config: ShoptuneConfig, data_dir: Path | None, log: Log) -> Tra
             raise BadInputError(f"--data {data_dir}: no {' or '.join(absent)} there (build one: shoptune data build)")
     data_dir = ensure_dataset(config, Path(data_dir or config.data.dir), tokenizer, log)
     require_valid(data_dir / "train.jsonl", data_dir / "val.jsonl")
-    return TrainingInputs(
-        model_dir,
-        tokenizer,
-        data_dir,
-        build_rows(data_dir / "train.jsonl", tokenizer, config.train.max_length),
-        build_rows(data_dir / "val.jsonl", tokenizer, config.train.max_length),
-    )
+    rows_dir, rows_of = data_dir, build_rows
+    if config.train.method != "sft":
+        from shoptune.train.preference import preference_pairs, preference_rows
+
+        rows_dir, rows_of = preference_pairs(config, data_dir, run.root, log), preference_rows
+        require_valid(*(rows_dir / name for name in ("train.jsonl", "val.jsonl") if (rows_dir / name).is_file()))
+    val = rows_dir / "val.jsonl"
+    train_rows = rows_of(rows_dir / "train.jsonl", tokenizer, config.train.max_length)
+    val_rows = rows_of(val, tokenizer, config.train.max_length) if val.is_file() else TrainingRows([], 0, 0)
+    if config.train.method == "kto":
+        from shoptune.train.preference import unpaired
+
+        train_rows, val_rows = unpaired(train_rows, config.train.seed), unpaired(val_rows, config.train.seed)
+    return TrainingInputs(model_dir, tokenizer, data_dir, train_rows, val_rows, rows_dir, init_adapter)
 
 
 def _start_manifest(
@@ -351,6 +396,7 @@ def _start_manifest(
             "files": {name: sha256_file(inputs.data_dir / name) for name in ("train.jsonl", "val.jsonl")},
             "train": _rows_summary(inputs.train_rows),
             "val": _rows_summary(inputs.val_rows),
+            **({"pairs": _pairs_summary(inputs.rows_dir)} if inputs.rows_dir != inputs.data_dir else {}),
         },
         "started_at": previous.get("started_at", started_at),
         "sessions": [
@@ -362,6 +408,26 @@ def _start_manifest(
     }
 
 
+def _model_with_adapter(config: ShoptuneConfig, inputs: TrainingInputs, device: str, log: Log) -> Any:
+    """The base model with the adapter to train: a fresh LoRA, or `train.init_adapter`'s."""
+    from shoptune.train.model import load_base_for_training, with_init_adapter, with_lora
+
+    base = load_base_for_training(inputs.model_dir, config.train, device)
+    if inputs.init_adapter is None:
+        return with_lora(base, config.train)
+    log(f"starting from the adapter in {inputs.init_adapter}")
+    return with_init_adapter(base, inputs.init_adapter)
+
+
+def _trainer_class(method: str) -> type:
+    """TRL's trainer for `method`, with shoptune's atomic step-named checkpoints."""
+    if method == "sft":
+        return AtomicCheckpointTrainer
+    from shoptune.train.preference import preference_trainer_class
+
+    return with_atomic_checkpoints(preference_trainer_class(method))
+
+
 def _build_trainer(
     config: ShoptuneConfig, run: RunFolder, inputs: TrainingInputs, device: str, log: Log
 ) -> BuiltTrainer:
@@ -370,25 +436,25 @@ def _build_trainer(
     from transformers import PrinterCallback
     from transformers.integrations import TensorBoardCallback
 
-    from shoptune.train.model import load_base_for_training, with_lora
-
     torch.manual_seed(config.train.seed)
-    model = with_lora(load_base_for_training(inputs.model_dir, config.train, device), config.train)
+    model = _model_with_adapter(config, inputs, device, log)
     trainable, total = model.get_nb_trainable_parameters()
     log(
-        f"{config.model.name}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%); "
-        f"{len(inputs.train_rows.rows)} train / {len(inputs.val_rows.rows)} val records on {device}"
+        f"{config.model.name} ({config.train.method}): {trainable:,} trainable of {total:,} parameters "
+        f"({100 * trainable / total:.2f}%); {len(inputs.train_rows.rows)} train / {len(inputs.val_rows.rows)} val "
+        f"{'records' if config.train.method == 'sft' else 'pairs'} on {device}"
     )
     metrics, guard = MetricsFile(run.metrics), NonFiniteLossGuard()
     generation = GenerationMetrics(_generation_sample(inputs.data_dir / "val.jsonl", config), inputs.tokenizer)
-    trainer = AtomicCheckpointTrainer(
-        model=model,
-        args=_sft_config(config, run, device, has_eval=bool(inputs.val_rows.rows)),
-        train_dataset=inputs.train_rows.to_dataset(),
-        eval_dataset=_eval_subset(inputs.val_rows, config.train.eval_records),
-        processing_class=inputs.tokenizer,
-        callbacks=[generation, metrics, guard, ProgressLine(0, f"train {config.name}"), TensorBoardCallback()],
-    )
+    with unhashed_transforms():
+        trainer = _trainer_class(config.train.method)(
+            model=model,
+            args=_training_arguments(config, run, device, has_eval=bool(inputs.val_rows.rows)),
+            train_dataset=inputs.train_rows.to_dataset(),
+            eval_dataset=_eval_subset(inputs.val_rows, config.train.eval_records),
+            processing_class=inputs.tokenizer,
+            callbacks=[generation, metrics, guard, ProgressLine(0, f"train {config.name}"), TensorBoardCallback()],
+        )
     trainer.remove_callback(PrinterCallback)  # our ProgressLine and metrics.jsonl replace the raw log dicts
     trainer.keep_checkpoints = config.train.save_total_limit
     generation.trainer = trainer
@@ -422,6 +488,8 @@ def _save_adapter(trainer: Any, tokenizer: Any, run: RunFolder, manifest: dict[s
     try:
         with atomic_directory(run.adapter) as staging:
             trainer.save_model(str(staging))
+            # TRL's frozen reference copy of an initial adapter (DPO, KTO) is no part of the result
+            shutil.rmtree(staging / REFERENCE_ADAPTER, ignore_errors=True)
             tokenizer.save_pretrained(str(staging))
             (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run's config.yaml says it all
     except Exception as error:
@@ -438,9 +506,11 @@ def _final_metrics(built: BuiltTrainer, output: Any, final_eval: dict[str, Any],
         "train_loss_last": train_losses[-1] if train_losses else None,
         "train_loss_mean": output.training_loss,
         "eval_loss": final_eval.get("eval_loss"),
+        "eval_reward_margin": final_eval.get("eval_rewards/margins"),
+        "eval_reward_accuracy": final_eval.get("eval_rewards/accuracies"),
         "tokens_seen": state.num_input_tokens_seen,
         "train_runtime_s": runtime,
-        "tokens_per_second": state.num_input_tokens_seen / runtime if runtime else None,
+        "tokens_per_second": state.num_input_tokens_seen / runtime if runtime and state.num_input_tokens_seen else None,
         "trainable_parameters": built.trainable,
         "total_parameters": built.total,
         "peak_gpu_memory_gib": _peak_gpu_memory_gib(device),
@@ -463,7 +533,7 @@ def run_training(
         log(f"{run.root} already finished; nothing to resume")
         return TrainResult(run, json.loads(run.manifest.read_text(encoding="utf-8")))
 
-    inputs = _load_inputs(config, data_dir, log)
+    inputs = _load_inputs(config, data_dir, run, log)
     run.root.mkdir(parents=True, exist_ok=True)
     manifest = _start_manifest(config, run, inputs, process, checkpoint, resume)
     if process.main:

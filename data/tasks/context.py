@@ -58,6 +58,16 @@ def owning_split(message: str) -> str:
     return next(split for split, upper in SPLIT_OWNERSHIP if bucket < upper)
 
 
+def styled(style: StyleGuide, lang: str, body: str, *, first_reply: bool) -> str:
+    """Wrap an answer body in the brand voice: greeting (first reply) or opener, and sign-off."""
+    head = style.greeting[lang] if first_reply else style.opener[lang]
+    separator = "\n" if "\n" in body else ("" if lang == "zh" else " ")
+    if lang == "zh":
+        return f"{head}{body}{separator}{style.sign_off[lang]}"
+    head = f"{head} " if head else ""
+    return f"{head}{body}{separator}{style.sign_off[lang]}"
+
+
 @dataclass
 class TaskContext:
     rng: random.Random
@@ -109,14 +119,7 @@ class TaskContext:
 
     # --- phrasing ---------------------------------------------------------------------------
     def styled(self, body: str, *, first_reply: bool) -> str:
-        """Wrap an answer body in the brand voice: greeting (first reply) or opener, and sign-off."""
-        lang, style = self.lang, self.style
-        head = style.greeting[lang] if first_reply else style.opener[lang]
-        separator = "\n" if "\n" in body else ("" if lang == "zh" else " ")
-        if lang == "zh":
-            return f"{head}{body}{separator}{style.sign_off[lang]}"
-        head = f"{head} " if head else ""
-        return f"{head}{body}{separator}{style.sign_off[lang]}"
+        return styled(self.style, self.lang, body, first_reply=first_reply)
 
     def join(self, items: Sequence[str]) -> str:
         return "、".join(items) if self.lang == "zh" else ", ".join(items)

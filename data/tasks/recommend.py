@@ -60,16 +60,18 @@ def conditions_text(ctx: TaskContext, query: ProductQuery) -> str:
     return "、".join(parts) + "的" if ctx.lang == "zh" else " ".join(parts)
 
 
-def product_line(ctx: TaskContext, index: int, product: Product) -> str:
+def product_line(lang: str, index: int, product: Product) -> str:
+    """One numbered product line of a recommendation, as the shop's answer templates write it."""
     phrasing = resources.templates("answers")["recommend"]
     key = "item" if product.colors else "item_no_colour"
-    return phrasing[key][ctx.lang].format(
+    join = "、".join if lang == "zh" else ", ".join
+    return phrasing[key][lang].format(
         index=index,
         sku=product.sku,
-        name=product.name(ctx.lang),
+        name=product.name(lang),
         price=format_price(product.price),
-        colors=ctx.join(product.colour_names(ctx.lang)),
-        sizes=ctx.join(product.sizes),
+        colors=join(product.colour_names(lang)),
+        sizes=join(product.sizes),
     )
 
 
@@ -94,7 +96,7 @@ def recommendation_body(ctx: TaskContext, query: ProductQuery, picks: Sequence[P
         noun += "s"
     intro_key = "found_intro_one" if len(picks) == 1 else "found_intro"
     intro = ctx.choice(phrasing[intro_key][ctx.lang]).format(n=len(picks), noun=noun)
-    return "\n".join([intro, *(product_line(ctx, i, p) for i, p in enumerate(picks, start=1))])
+    return "\n".join([intro, *(product_line(ctx.lang, i, p) for i, p in enumerate(picks, start=1))])
 
 
 def recommend_record(ctx: TaskContext) -> dict[str, Any]:

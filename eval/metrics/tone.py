@@ -8,6 +8,19 @@ from typing import Any
 from shoptune.shop import resources
 
 EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
+CJK = re.compile(r"[\u3400-\u9fff]")
+LATIN = re.compile(r"[A-Za-z]")
+ZH_MIN_CJK_SHARE = 0.3
+EN_MAX_CJK_SHARE = 0.25
+"""A reply is in the record's language when this share of its letters (CJK or Latin) is CJK: at
+least 0.3 for Chinese (SKUs and brand names are Latin), at most 0.25 for English (catalogue sizes
+such as 标准版 stay Chinese). The example corpus's reference answers: zh 0.61 to 1.0, en 0 to 0.11."""
+
+
+def in_language(text: str, lang: str) -> bool:
+    cjk, latin = len(CJK.findall(text)), len(LATIN.findall(text))
+    share = cjk / (cjk + latin) if cjk + latin else 0.0
+    return share >= ZH_MIN_CJK_SHARE if lang == "zh" else share <= EN_MAX_CJK_SHARE
 
 
 def score_record(record: dict[str, Any], output: str | None) -> dict[str, float | None]:
@@ -26,6 +39,7 @@ def score_record(record: dict[str, Any], output: str | None) -> dict[str, float 
         "tone_no_banned_phrase": not any(p.casefold() in text.casefold() for p in style.banned_phrases[lang]),
         "tone_emoji": len(emoji) <= style.emoji_max and all(e in style.emoji_allowed for e in emoji),
         "tone_length": length_ok and bool(text),
+        "tone_language": in_language(text, lang),
     }
     scores: dict[str, float | None] = {name: float(ok) for name, ok in checks.items()}
     scores["tone_compliant"] = float(all(checks.values()))

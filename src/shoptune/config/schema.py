@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -163,11 +163,89 @@ class DataConfig(ConfigSection):
 ALL_LINEAR_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-class TrainConfig(ConfigSection):
-    """LoRA / QLoRA supervised fine-tuning with TRL's SFTTrainer and PEFT."""
+PREFERENCE_METHODS = ("dpo", "kto", "orpo", "simpo")
+"""Training methods that learn from chosen/rejected answers instead of one target answer."""
 
-    method: Literal["lora", "qlora"] = "lora"
+PAIR_KINDS = (
+    "tone_address",
+    "tone_banned_phrase",
+    "tone_sign_off",
+    "wrong_language",
+    "invented_price",
+    "invented_sku",
+    "out_of_stock",
+    "over_budget",
+    "leaked_prompt",
+    "injection_concession",
+    "wrong_field",
+)
+"""The failures `shoptune data pairs` writes as rejected answers (data/pairs.py says how each is made)."""
+
+
+DEFAULT_BETA = {"dpo": 0.1, "kto": 0.1, "orpo": 0.1, "simpo": 2.0}
+"""Each preference method's beta as its paper (and TRL) sets it; SimPO's paper uses 2.0-2.5."""
+
+
+class PreferenceConfig(ConfigSection):
+    """Preference tuning (`train.method` dpo, kto, orpo or simpo) on chosen/rejected answers.
+
+    The reference model of DPO and KTO is the policy with its trained adapter switched off: the
+    base model, or the `train.init_adapter` run's adapter when training starts from one. ORPO and
+    SimPO need no reference model."""
+
+    pairs: NonBlank | None = None
+    """A folder with train.jsonl and val.jsonl of preference records (records with a `rejected`
+    answer: `shoptune data pairs`, or `data import --format preference`). None: pairs are made by
+    rule from the training data's own records into the run folder (`pairs/`)."""
+
+    kinds: Annotated[Items[Literal[PAIR_KINDS]], NonEmpty] = PAIR_KINDS
+    """Which rule-made failures become rejected answers when `pairs` is None."""
+
+    pairs_per_record: Count = 1
+    """Rejected answers made per record (each a different applicable failure, when there are several)."""
+
+    beta: PositiveNumber | None = None
+    """The method's temperature; None: its paper's default (`DEFAULT_BETA`). DPO and KTO: how far
+    the policy may move from the reference (higher: less); ORPO: the weight of the odds-ratio
+    term (lambda in the paper); SimPO: the reward scale."""
+
+    dpo_loss: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
+    """DPO's loss: "sigmoid" (the paper's), "ipo" (bounded, for pairs that are always separable, as
+    rule-made pairs are), "hinge" (SLiC)."""
+
+    sft_weight: Number = Field(0.0, ge=0)
+    """Adds this weight times the chosen answer's SFT loss to DPO's (RPO); keeps the chosen answers'
+    likelihood from falling while their margin grows. 0: off."""
+
+    simpo_gamma: Number = Field(0.5, ge=0)
+    """SimPO's target reward margin."""
+
+    kto_desirable_weight: PositiveNumber = 1.0
+    kto_undesirable_weight: PositiveNumber = 1.0
+    """KTO's weights of chosen (desirable) and rejected (undesirable) answers; raise the smaller
+    class's weight when they are unbalanced."""
+
+    def beta_for(self, method: str) -> float:
+        """The beta `method` trains with: the configured one, else the method's default."""
+        return self.beta if self.beta is not None else DEFAULT_BETA[method]
+
+
+class TrainConfig(ConfigSection):
+    """LoRA / QLoRA fine-tuning with TRL's trainers and PEFT: supervised (SFT) or on preferences."""
+
+    method: Literal["sft", *PREFERENCE_METHODS] = "sft"
+    """"sft": TRL's SFTTrainer on the records' answers; "dpo", "kto", "orpo", "simpo": TRL's
+    preference trainers on chosen/rejected answers (`train.preference`)."""
+
+    adapter: Literal["lora", "qlora"] = "lora"
     """"qlora" loads the base model in 4-bit (bitsandbytes nf4) and trains LoRA on top; GPU only."""
+
+    init_adapter: NonBlank | None = None
+    """A finished run folder (or an adapter folder) whose adapter this run starts from and goes on
+    training, e.g. DPO after SFT; its LoRA shape (rank, alpha, target modules) is the one trained.
+    None: a fresh adapter on the base model."""
+
+    preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
 
     lora_r: Count = 16
     lora_alpha: int = Field(32, gt=0)
@@ -246,13 +324,42 @@ class TrainConfig(ConfigSection):
     mlflow_tracking_uri: str | None = None
     """Log to MLflow as well as TensorBoard when set."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _method_was_the_adapter(cls, data: Any) -> Any:
+        """Configs and run folders written before `train.adapter` said `method: lora|qlora`: read
+        them as SFT with that adapter, so they load and resume unchanged."""
+        if not (isinstance(data, dict) and data.get("method") in ("lora", "qlora")):
+            return data
+        if "adapter" in data:
+            raise rule_broken(
+                "method", f"{data['method']} is a train.adapter; train.method is sft or a preference method"
+            )
+        return {**data, "method": "sft", "adapter": data["method"]}
+
     @model_validator(mode="after")
     def _qlora_is_supported(self) -> TrainConfig:
-        if self.method == "qlora" and self.precision == "fp32":
+        if self.adapter == "qlora" and self.precision == "fp32":
             raise rule_broken("precision", "qlora computes in bf16 or fp16, not fp32")
-        if self.method == "qlora" and self.use_dora:
+        if self.adapter == "qlora" and self.use_dora:
             # PEFT supports it, but it is slow and memory-hungry; shoptune has not validated it.
             raise rule_broken("use_dora", "DoRA with QLoRA is not supported by shoptune yet")
+        return self
+
+    @model_validator(mode="after")
+    def _preference_batches(self) -> TrainConfig:
+        """TRL's preference trainers batch a record's chosen and rejected answers together: no
+        packing, no length grouping (their rows have no single length), padding-free in DPO only."""
+        if self.method == "sft":
+            return self
+        if self.batching == "packed" or (self.batching == "padding_free" and self.method != "dpo"):
+            raise rule_broken("batching", f"{self.method} trains on padded batches (padding_free: dpo only)")
+        if self.group_by_length:
+            raise rule_broken("group_by_length", f"{self.method} batches pairs; set it false")
+        if self.method == "kto" and self.per_device_batch_size < 2:
+            raise rule_broken(
+                "per_device_batch_size", "kto needs at least 2 per batch (its KL term pairs each prompt with another)"
+            )
         return self
 
 

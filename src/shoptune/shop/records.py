@@ -1,11 +1,16 @@
 """The canonical record and its rules: what `data check` enforces and `data build` guarantees.
 
     {"id": str, "task": "extract"|"recommend"|"faq"|"chat"|"refusal", "lang": "zh"|"en",
-     "schema": str (extract only), "messages": [...], "meta": {...} (optional)}
+     "schema": str (extract only), "messages": [...], "rejected": str (optional), "meta": {...} (optional)}
 
 `messages`: an optional system message, then user/assistant alternating, ending with the
 assistant message that is the training target; contents are non-empty strings. For `extract`
 the last assistant content is a JSON object valid against the named schema.
+
+`rejected` makes the record a preference pair: the last assistant message is the chosen answer,
+`rejected` a worse answer to the same conversation (`meta.failure` may say what is wrong with
+it). Supervised training ignores it; preference methods (`train.method` dpo, kto, orpo, simpo)
+need it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from jsonschema import Draft202012Validator
 
 from shoptune.config.schema import LANGUAGES, TASKS
 
-RECORD_KEYS = ("id", "task", "lang", "schema", "messages", "meta")
+RECORD_KEYS = ("id", "task", "lang", "schema", "messages", "rejected", "meta")
 MESSAGE_KEYS = ("role", "content")
 ROLES = ("system", "user", "assistant")
 
@@ -59,6 +64,7 @@ class RecordValidator:
         if "lang" in record and record["lang"] not in LANGUAGES:
             problems.append(f"lang: must be one of {', '.join(LANGUAGES)}; got {_short(record['lang'])}")
         problems += self._schema_problems(record, task)
+        problems += _rejected_problems(record)
         if "meta" in record and not isinstance(record["meta"], dict):
             problems.append(f"meta: must be a JSON object, got {_json_type(record['meta'])}")
         if "messages" in record:
@@ -117,6 +123,26 @@ class RecordValidator:
             path = "/".join(str(part) for part in error.path) or "(root)"
             problems.append(f"{where}: extraction target breaks schema {schema_name} at {path}: {error.message}")
         return problems
+
+
+def _rejected_problems(record: dict[str, Any]) -> list[str]:
+    """A rejected answer is a non-empty string that differs from the chosen one."""
+    if "rejected" not in record:
+        return []
+    rejected = record["rejected"]
+    if not isinstance(rejected, str):
+        return [f"rejected: must be a string (the rejected answer), got {_json_type(rejected)}"]
+    if not rejected.strip():
+        return ["rejected: must not be empty"]
+    messages = record.get("messages")
+    chosen = (
+        messages[-1].get("content")
+        if isinstance(messages, list) and messages and isinstance(messages[-1], dict)
+        else None
+    )
+    if rejected == chosen:
+        return ["rejected: is the same as the chosen answer (the last assistant message)"]
+    return []
 
 
 def _role_order_problems(roles: list[str | None]) -> list[str]:
