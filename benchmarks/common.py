@@ -64,8 +64,8 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
         "git": record["git"],
         "created_at": record["created_at"],
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    path = RESULTS / f"{name}.json"  # a name with a folder ("quality/...") for what is not a speed benchmark
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, payload)
     print(json.dumps(payload, ensure_ascii=False), flush=True)
     return path

@@ -251,6 +251,11 @@ def _pair(spec: str) -> tuple[str, str]:
 )
 @click.option("--per-record", type=click.IntRange(1), default=None, help="Default: train.preference.pairs_per_record.")
 @click.option("--seed", type=int, default=None, help="Default: the config's train.seed.")
+@click.option(
+    "--no-length-limit",
+    is_flag=True,
+    help="Skip loading the config's tokenizer to keep rejected answers within data.max_tokens.",
+)
 def pairs(
     data_dir: Path,
     out_dir: Path,
@@ -259,25 +264,33 @@ def pairs(
     kinds: str | None,
     per_record: int | None,
     seed: int | None,
+    no_length_limit: bool,
 ) -> None:
     """Make chosen/rejected preference pairs from a data folder's records: the record's own answer
     is chosen, a copy with one rule-made failure (tone, language, an invented price or SKU, a product
-    out of stock or over budget, a leaked prompt, a concession, a wrong field) is rejected."""
+    out of stock or over budget, a leaked prompt, a concession, a wrong field) is rejected. A rejected
+    answer over data.max_tokens under the config's model's chat template gives way to another failure."""
     from shoptune.config.schema import PAIR_KINDS
-    from shoptune.data.pairs import write_pairs
+    from shoptune.data.build import token_limit_for
+    from shoptune.data.pairs import require_train_split, write_pairs
 
+    require_train_split(data_dir)
     config = load_cli_config(config_path, overrides)
     preference = config.train.preference
     chosen_kinds = tuple(k.strip() for k in kinds.split(",")) if kinds else preference.kinds
     unknown = [k for k in chosen_kinds if k not in PAIR_KINDS]
     if unknown:
         raise BadInputError(f"--kinds: unknown {', '.join(unknown)}; known: {', '.join(PAIR_KINDS)}")
+    limit = None
+    if not no_length_limit:
+        limit = token_limit_for(config.model.name, _tokenizer_for(config), config.data.max_tokens)
     manifest = write_pairs(
         data_dir,
         out_dir,
         kinds=chosen_kinds,
         per_record=per_record or preference.pairs_per_record,
         seed=config.train.seed if seed is None else seed,
+        limit=limit,
     )
     for name, figures in manifest["files"].items():
         counts = ", ".join(f"{kind} {n}" for kind, n in figures["by_failure"].items())

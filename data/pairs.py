@@ -37,7 +37,7 @@ from shoptune.config.schema import PAIR_KINDS
 from shoptune.core.atomic import atomic_directory, atomic_write_json
 from shoptune.core.errors import BadInputError
 from shoptune.core.hashing import sha256_bytes, sha256_file
-from shoptune.data.build import to_jsonl
+from shoptune.data.build import TokenLimit, to_jsonl
 from shoptune.data.tasks.context import styled
 from shoptune.data.tasks.recommend import product_line
 from shoptune.shop import resources
@@ -297,14 +297,31 @@ RULES: dict[str, Rule] = {
 assert tuple(RULES) == PAIR_KINDS == tuple(FAILS)
 
 
+def _fits(record: dict[str, Any], rejected: str, limit: TokenLimit | None) -> bool:
+    """The conversation with the rejected answer in place of the chosen one is within `limit`."""
+    if limit is None:
+        return True
+    messages = [*record["messages"][:-1], {"role": "assistant", "content": rejected}]
+    return limit.count(messages) <= limit.max_tokens
+
+
 def pairs_for(
-    record: dict[str, Any], corpus: Corpus, rng: random.Random, kinds: Sequence[str], per_record: int
+    record: dict[str, Any],
+    corpus: Corpus,
+    rng: random.Random,
+    kinds: Sequence[str],
+    per_record: int,
+    limit: TokenLimit | None = None,
 ) -> list[dict[str, Any]]:
-    """Up to `per_record` preference records from one record, each with a different failure."""
+    """Up to `per_record` preference records from one record, each with a different failure; a
+    rejected answer longer than `limit` (another language's answer, an added phrase) gives way to
+    the next applicable failure, as `data build` redraws a record over its limit."""
     made = []
     for kind in rng.sample(list(kinds), len(kinds)):
         rejected = RULES[kind](record, corpus, rng)
         if rejected is None or rejected == _answer(record) or not rejected.strip():
+            continue
+        if not _fits(record, rejected, limit):
             continue
         meta = {**(record.get("meta") or {}), "failure": kind, "source_id": record["id"]}
         made.append({**record, "id": f"{record['id']}~{kind}", "rejected": rejected, "meta": meta})
@@ -314,11 +331,16 @@ def pairs_for(
 
 
 def make_pairs(
-    records: Sequence[dict[str, Any]], *, kinds: Sequence[str] = PAIR_KINDS, per_record: int = 1, seed: int = 0
+    records: Sequence[dict[str, Any]],
+    *,
+    kinds: Sequence[str] = PAIR_KINDS,
+    per_record: int = 1,
+    seed: int = 0,
+    limit: TokenLimit | None = None,
 ) -> list[dict[str, Any]]:
     """Preference records for `records` (a record none of `kinds` applies to gives none)."""
     corpus, rng = Corpus.of(records), random.Random(seed)
-    return [pair for record in records for pair in pairs_for(record, corpus, rng, kinds, per_record)]
+    return [pair for record in records for pair in pairs_for(record, corpus, rng, kinds, per_record, limit)]
 
 
 def kind_counts(pairs: Sequence[dict[str, Any]]) -> dict[str, int]:
@@ -331,21 +353,32 @@ def kind_counts(pairs: Sequence[dict[str, Any]]) -> dict[str, int]:
 PAIR_SPLITS = ("train", "val", "test")
 
 
+def require_train_split(data_dir: Path) -> None:
+    if not (data_dir / "train.jsonl").is_file():
+        raise BadInputError(f"{data_dir}: no train.jsonl to make pairs from (build one: shoptune data build)")
+
+
 def write_pairs(
-    data_dir: Path, out_dir: Path, *, kinds: Sequence[str] = PAIR_KINDS, per_record: int = 1, seed: int = 0
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    kinds: Sequence[str] = PAIR_KINDS,
+    per_record: int = 1,
+    seed: int = 0,
+    limit: TokenLimit | None = None,
 ) -> dict[str, Any]:
     """Preference records for each split of `data_dir` there is (train, val, test) into `out_dir`,
-    with a manifest (source digests, seed, counts per failure); the folder appears whole or not at all."""
+    with a manifest (source digests, seed, counts per failure, the token limit); the folder appears
+    whole or not at all."""
     from shoptune.shop.reading import read_records
 
+    require_train_split(data_dir)
     present = [split for split in PAIR_SPLITS if (data_dir / f"{split}.jsonl").is_file()]
-    if "train" not in present:
-        raise BadInputError(f"{data_dir}: no train.jsonl to make pairs from (build one: shoptune data build)")
     files: dict[str, Any] = {}
     with atomic_directory(out_dir) as staging:
         for split in present:
             source = data_dir / f"{split}.jsonl"
-            pairs = make_pairs(read_records(source), kinds=kinds, per_record=per_record, seed=seed)
+            pairs = make_pairs(read_records(source), kinds=kinds, per_record=per_record, seed=seed, limit=limit)
             text = to_jsonl(pairs)
             (staging / source.name).write_text(text, encoding="utf-8")
             files[source.name] = {
@@ -359,6 +392,7 @@ def write_pairs(
             "seed": seed,
             "kinds": list(kinds),
             "pairs_per_record": per_record,
+            "token_limit": {"model": limit.model, "max_tokens": limit.max_tokens} if limit else None,
             "source_dir": str(data_dir),
             "files": files,
         }

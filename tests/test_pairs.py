@@ -129,3 +129,16 @@ def test_import_preference_reads_the_usual_chosen_rejected_forms(tmp_path: Path)
     assert records[0]["messages"][-1] == {"role": "assistant", "content": "亲，您好！签收后7天内可无理由退货。"}
     checked = invoke_shoptune("data", "check", str(out))
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_rejected_answer_over_the_token_limit_gives_way_to_another_failure(corpus: Path) -> None:
+    from shoptune.data.build import TokenLimit
+
+    records = read_records(corpus / "train.jsonl")
+    limit = TokenLimit(model="characters", max_tokens=120, count=lambda messages: len(messages[-1]["content"]))
+    unlimited = make_pairs(records, seed=0)
+    limited = make_pairs(records, seed=0, limit=limit)
+    assert any(len(p["rejected"]) > 120 for p in unlimited)  # the limit has something to do
+    assert limited and all(len(p["rejected"]) <= 120 for p in limited)
+    over = {p["meta"]["source_id"] for p in unlimited if len(p["rejected"]) > 120}
+    assert [p for p in limited if p["meta"]["source_id"] in over]  # another failure took the place of one too long

@@ -319,3 +319,18 @@ def test_4bit_preparation_keeps_16_bit_weights_and_reaches_the_adapters(tiny_qwe
     lora_grads = [p.grad for n, p in model.named_parameters() if "lora_B" in n]
     assert lora_grads and all(g is not None and g.abs().sum() > 0 for g in lora_grads)
     assert all(p.grad is None for n, p in model.named_parameters() if "lora_" not in n)
+
+
+def test_a_data_setting_newer_than_the_folder_counts_as_its_default(tmp_path: Path) -> None:
+    """A folder built before a data setting existed was built with its default: not stale, unless
+    this config changes that setting."""
+    from shoptune.train.recipe import _check_built_with
+
+    config = load_config(TINY)
+    built = config.data.model_dump(mode="json")
+    del built["imported"]  # a corpus built before `data.imported` existed
+    (tmp_path / "manifest.json").write_text(json.dumps({"data_config": built}), encoding="utf-8")
+    _check_built_with(config, tmp_path)
+    changed = load_config(TINY, ["data.imported=[shops/x.jsonl]"])
+    with pytest.raises(BadInputError, match=r"different data config \(imported differ\)"):
+        _check_built_with(changed, tmp_path)

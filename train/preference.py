@@ -32,9 +32,10 @@ from shoptune.shop.structured import in_the_one_form
 from shoptune.train.dataset import SHOWN, TrainingRows
 
 
-def preference_pairs(config: ShoptuneConfig, data_dir: Path, run_root: Path, log) -> Path:
+def preference_pairs(config: ShoptuneConfig, data_dir: Path, run_root: Path, tokenizer: Any, log) -> Path:
     """The folder of preference records to train on: the configured one, or pairs made by rule from
-    `data_dir` into `run_root/pairs` (made once; a resumed run reuses them)."""
+    `data_dir` into `run_root/pairs` (made once; a resumed run reuses them), every one within
+    `train.max_length` under the model's chat template."""
     preference = config.train.preference
     if preference.pairs is not None:
         folder = Path(preference.pairs)
@@ -49,6 +50,7 @@ def preference_pairs(config: ShoptuneConfig, data_dir: Path, run_root: Path, log
     with open(run_root / ".pairs.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the processes of a multi-process run make them once
         if not (folder / "manifest.json").is_file():
+            from shoptune.data.build import token_limit_for
             from shoptune.data.pairs import write_pairs
 
             made = write_pairs(
@@ -57,6 +59,7 @@ def preference_pairs(config: ShoptuneConfig, data_dir: Path, run_root: Path, log
                 kinds=preference.kinds,
                 per_record=preference.pairs_per_record,
                 seed=config.train.seed,
+                limit=token_limit_for(config.model.name, tokenizer, config.train.max_length),
             )
             counts = ", ".join(f"{name} {entry['records']}" for name, entry in made["files"].items())
             log(f"made preference pairs by rule from {data_dir} into {folder}: {counts}")

@@ -85,13 +85,20 @@ def _check_built_with(config: ShoptuneConfig, data_dir: Path) -> None:
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     built = manifest.get("data_config")
     current = config.data.model_dump(mode="json")  # tuples as lists, as the manifest stores them
-    keys = ((built or {}).keys() | current.keys()) - {"dir"}  # where it lives does not change what it holds
-    changed = sorted(k for k in keys if (built or {}).get(k) != current.get(k))
+    changed = _changed_data_settings(built or {}, current, type(config.data)().model_dump(mode="json"))
     if built is not None and changed:
         raise BadInputError(
             f"{data_dir} was built with a different data config ({', '.join(changed)} differ); rebuild it with "
             f"`shoptune data build --config <this config> --out {data_dir}` or pass --data with another folder"
         )
+
+
+def _changed_data_settings(built: dict[str, Any], current: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
+    """The data settings that differ between a folder's build and this config. A setting newer than
+    the folder was built with the default behaviour, so it differs only if this config changes it;
+    one since removed no longer means anything. Where it lives does not change what it holds."""
+    keys = current.keys() - {"dir"}
+    return sorted(k for k in keys if built.get(k, defaults.get(k)) != current[k])
 
 
 def _check_run_folder(run: RunFolder, config: ShoptuneConfig, resume: bool) -> Path | None:
@@ -359,7 +366,7 @@ def _load_inputs(config: ShoptuneConfig, data_dir: Path | None, run: RunFolder, 
     if config.train.method != "sft":
         from shoptune.train.preference import preference_pairs, preference_rows
 
-        rows_dir, rows_of = preference_pairs(config, data_dir, run.root, log), preference_rows
+        rows_dir, rows_of = preference_pairs(config, data_dir, run.root, tokenizer, log), preference_rows
         require_valid(*(rows_dir / name for name in ("train.jsonl", "val.jsonl") if (rows_dir / name).is_file()))
     val = rows_dir / "val.jsonl"
     train_rows = rows_of(rows_dir / "train.jsonl", tokenizer, config.train.max_length)
