@@ -42,6 +42,7 @@ from shoptune.data.tasks.context import styled
 from shoptune.data.tasks.recommend import product_line
 from shoptune.shop import resources
 from shoptune.shop.prompts import format_price
+from shoptune.shop.records import is_first_reply
 from shoptune.shop.resources import Product
 from shoptune.shop.structured import json_answer, ordered_like_schema
 
@@ -112,10 +113,6 @@ def _answer(record: dict[str, Any]) -> str:
     return record["messages"][-1]["content"]
 
 
-def _first_reply(record: dict[str, Any]) -> bool:
-    return sum(m["role"] == "assistant" for m in record["messages"]) == 1
-
-
 def _spoken(rule: Rule) -> Rule:
     def applies(record: dict[str, Any], corpus: Corpus, rng: random.Random) -> str | None:
         return rule(record, corpus, rng) if record["task"] in SPOKEN_TASKS else None
@@ -126,7 +123,7 @@ def _spoken(rule: Rule) -> Rule:
 @_spoken
 def _tone_address(record: dict[str, Any], corpus: Corpus, rng: random.Random) -> str | None:
     style, lang, text = resources.style_guide(), record["lang"], _answer(record)
-    head = style.greeting[lang] if _first_reply(record) else style.opener[lang]
+    head = style.greeting[lang] if is_first_reply(record) else style.opener[lang]
     if head and text.startswith(head):
         text = text[len(head) :].lstrip()
     forbidden = style.forbidden_pronoun.get(lang)
@@ -246,7 +243,7 @@ def _over_budget(record: dict[str, Any], corpus: Corpus, rng: random.Random) -> 
 
 
 def _refusal(record: dict[str, Any], body: str) -> str:
-    return styled(resources.style_guide(), record["lang"], body, first_reply=_first_reply(record))
+    return styled(resources.style_guide(), record["lang"], body, first_reply=is_first_reply(record))
 
 
 def _leaked_prompt(record: dict[str, Any], corpus: Corpus, rng: random.Random) -> str | None:

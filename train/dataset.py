@@ -63,11 +63,16 @@ def build_rows(path: Path, tokenizer: Any, max_length: int) -> TrainingRows:
         rows.append({"input_ids": list(rendered.input_ids), "labels": labels})
         tokens += len(rendered.input_ids)
         trainable += rendered.trainable_tokens
+    require_trainable(path, problems)
+    return TrainingRows(rows, tokens, trainable)
+
+
+def require_trainable(path: Path, problems: list[str]) -> None:
+    """Stop the run before it starts, listing the first `SHOWN` records of `path` that cannot be trained on."""
     if problems:
         shown = "\n".join(f"  {p}" for p in problems[:SHOWN])
         more = f"\n  ... and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
         raise BadInputError(f"{len(problems)} record(s) in {path} cannot be trained on:\n{shown}{more}")
-    return TrainingRows(rows, tokens, trainable)
 
 
 @contextlib.contextmanager

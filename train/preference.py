@@ -29,7 +29,7 @@ from shoptune.core.errors import BadInputError
 from shoptune.shop.reading import read_records
 from shoptune.shop.render import RenderError, render_record
 from shoptune.shop.structured import in_the_one_form
-from shoptune.train.dataset import SHOWN, TrainingRows
+from shoptune.train.dataset import TrainingRows, require_trainable
 
 
 def preference_pairs(config: ShoptuneConfig, data_dir: Path, run_root: Path, tokenizer: Any, log) -> Path:
@@ -103,10 +103,7 @@ def preference_rows(path: Path, tokenizer: Any, max_length: int) -> TrainingRows
         rows.append({"prompt": prompt, "chosen": [answers[0]], "rejected": [answers[1]]})
         tokens += sum(len(r.input_ids) for r in rendered)
         trainable += sum(r.trainable_tokens for r in rendered)
-    if problems:
-        shown = "\n".join(f"  {p}" for p in problems[:SHOWN])
-        more = f"\n  ... and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
-        raise BadInputError(f"{len(problems)} record(s) in {path} cannot be trained on:\n{shown}{more}")
+    require_trainable(path, problems)
     return TrainingRows(rows, tokens, trainable)
 
 
@@ -135,12 +132,21 @@ def preference_trainer_class(method: str) -> type:
         from trl import KTOTrainer
 
         return KTOTrainer
-    with warnings.catch_warnings():  # "experimental" is TRL's word for their API; trl is pinned
-        warnings.filterwarnings("ignore", message="You are importing from 'trl.experimental'")
-        from trl.experimental.cpo import CPOTrainer
-        from trl.experimental.orpo import ORPOTrainer
+    return (
+        _from_trl_experimental("orpo", "ORPOTrainer")
+        if method == "orpo"
+        else _from_trl_experimental("cpo", "CPOTrainer")
+    )
 
-    return ORPOTrainer if method == "orpo" else CPOTrainer
+
+def _from_trl_experimental(module: str, name: str) -> type:
+    """A class from `trl.experimental.<module>`, without TRL's warning on import: "experimental" is
+    TRL's word for that API's stability, and trl is pinned here."""
+    import importlib
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="You are importing from 'trl.experimental'")
+        return getattr(importlib.import_module(f"trl.experimental.{module}"), name)
 
 
 def preference_arguments(config: ShoptuneConfig, common: dict[str, Any]) -> Any:
@@ -175,14 +181,9 @@ def preference_arguments(config: ShoptuneConfig, common: dict[str, Any]) -> Any:
     # The experimental trainers' batches have no `input_ids` for the Trainer to count tokens by, and
     # their collator needs the text columns.
     uncounted = {**common, "include_num_input_tokens_seen": "no", "remove_unused_columns": False}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="You are importing from 'trl.experimental'")
-        from trl.experimental.cpo import CPOConfig
-        from trl.experimental.orpo import ORPOConfig
-
     if train.method == "orpo":
-        return ORPOConfig(**uncounted, beta=beta, max_length=train.max_length)
-    return CPOConfig(
+        return _from_trl_experimental("orpo", "ORPOConfig")(**uncounted, beta=beta, max_length=train.max_length)
+    return _from_trl_experimental("cpo", "CPOConfig")(
         **uncounted,
         loss_type="simpo",
         cpo_alpha=0.0,  # SimPO alone; CPO's behaviour-cloning term off

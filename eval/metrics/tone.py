@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from shoptune.shop import resources
+from shoptune.shop.records import is_first_reply
 
 EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
 CJK = re.compile(r"[\u3400-\u9fff]")
@@ -27,8 +28,7 @@ def score_record(record: dict[str, Any], output: str | None) -> dict[str, float 
     style = resources.style_guide()
     lang = record["lang"]
     text = (output or "").strip()
-    first_reply = sum(m["role"] == "assistant" for m in record["messages"]) == 1
-    opening = style.greeting[lang] if first_reply else style.opener[lang]
+    opening = style.greeting[lang] if is_first_reply(record) else style.opener[lang]
     forbidden = style.forbidden_pronoun.get(lang)
     emoji = EMOJI.findall(text)
     length_ok = len(text) <= style.max_zh_chars if lang == "zh" else len(text.split()) <= style.max_en_words

@@ -125,6 +125,12 @@ class RecordValidator:
         return problems
 
 
+def is_first_reply(record: dict[str, Any]) -> bool:
+    """The record's answer is the assistant's first in its conversation (it opens with the greeting,
+    not the follow-up opener)."""
+    return sum(m["role"] == "assistant" for m in record["messages"]) == 1
+
+
 def _rejected_problems(record: dict[str, Any]) -> list[str]:
     """A rejected answer is a non-empty string that differs from the chosen one."""
     if "rejected" not in record:
