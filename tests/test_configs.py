@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from shoptune.config import ConfigError, ShoptuneConfig, TrainConfig, load_config, write_resolved_config
+from shoptune.config.schema import DEFAULT_REWARD_WEIGHTS, REWARDS
 from shoptune.core.paths import CONFIGS_DIR
 from shoptune.main import cli
 
@@ -217,7 +218,10 @@ def test_method_was_the_adapter_in_older_configs(tmp_path: Path) -> None:
         (["train.method=kto", "train.batching=padding_free"], "train.batching", "padding_free: dpo only"),
         (["train.method=dpo", "train.group_by_length=true"], "train.group_by_length", "set it false"),
         (["train.method=kto", "train.per_device_batch_size=1"], "train.per_device_batch_size", "at least 2"),
-        (["train.method=grpo"], "train.method", "sft"),
+        (["train.method=grpo", "train.batching=packed"], "train.batching", "padded batches"),
+        (["train.method=grpo", "train.max_length=256"], "train.max_length", "leaves no room"),
+        (["train.grpo.num_generations=1"], "train.grpo.num_generations", "must be at least 2"),
+        (["train.method=rloo"], "train.method", "grpo"),
         (["train.preference.kinds=[wrong_field, made_up]"], "train.preference.kinds", "made_up"),
     ],
 )
@@ -231,6 +235,25 @@ def test_preference_beta_defaults_to_each_methods_own() -> None:
     assert config.train.preference.beta_for("simpo") == 2.0 and config.train.preference.beta_for("dpo") == 0.1
     set_beta = load_config(CONFIGS_DIR / "tiny-qwen.yaml", ["train.preference.beta=0.3"])
     assert set_beta.train.preference.beta_for("simpo") == 0.3
+
+
+def test_grpo_rewards_are_named_from_the_registry_with_weights() -> None:
+    config = load_config(CONFIGS_DIR / "tiny-qwen.yaml", ["train.method=grpo"])
+    assert config.train.grpo.rewards == DEFAULT_REWARD_WEIGHTS and tuple(config.train.grpo.rewards) == REWARDS
+    path = CONFIGS_DIR / "tiny-qwen.yaml"
+    problems = _problems(path, ["train.grpo.rewards={exact_match: 1.0, politeness: 2.0}"])
+    assert any("train.grpo.rewards" in p and "politeness" in p for p in problems), problems
+    problems = _problems(path, ["train.grpo.rewards={exact_match: -1.0}"])
+    assert any("train.grpo.rewards.exact_match" in p for p in problems), problems
+
+
+def test_the_7b_grpo_recipe_goes_on_from_the_7b_sft_run_sampling_with_vllm() -> None:
+    lora = load_config(CONFIGS_DIR / "qwen2.5-7b-lora.yaml")
+    grpo = load_config(CONFIGS_DIR / "qwen2.5-7b-grpo.yaml")
+    assert (grpo.train.method, grpo.train.adapter, grpo.train.precision) == ("grpo", "lora", "bf16")
+    assert Path(grpo.train.init_adapter) == Path(lora.train.output_root) / lora.name
+    assert grpo.train.learning_rate < lora.train.learning_rate and grpo.data == lora.data
+    assert grpo.train.grpo.generation == "vllm_colocate" and grpo.train.grpo.num_generations == 8
 
 
 def test_the_7b_dpo_recipe_goes_on_from_the_7b_sft_run() -> None:

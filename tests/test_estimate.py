@@ -127,6 +127,34 @@ def test_preference_methods_plan_two_sequences_a_record_and_their_reference() ->
     assert full_logits.flops_per_token == base.flops_per_token  # no reference model
 
 
+def test_grpo_plans_its_sampled_answers_their_kv_cache_and_colocated_vllm() -> None:
+    base = ["train.batching=padded"]
+    sft = load_config(CONFIGS_DIR / "qwen2.5-7b-lora.yaml", base)
+    grpo = load_config(
+        CONFIGS_DIR / "qwen2.5-7b-lora.yaml", [*base, "train.method=grpo", "train.grpo.num_generations=8"]
+    )
+    with_kl = grpo.replace(train=grpo.train.replace(grpo=grpo.train.grpo.replace(beta=0.04)))
+    colocated = grpo.replace(train=grpo.train.replace(grpo=grpo.train.grpo.replace(generation="vllm_colocate")))
+    plain, sampled, kl, vllm = (estimate(c, QWEN_7B) for c in (sft, grpo, with_kl, colocated))
+    assert sampled.tokens_per_step == 8 * plain.tokens_per_step  # 8 answers to each prompt
+    kv_cache = 4 * 2048 * 8 * 28 * 2 * (4 * 128) * 2  # sequences x tokens x layers x (k, v) x KV width x bf16
+    assert sampled.generation_gib == pytest.approx(kv_cache / GIB)
+    assert vllm.generation_gib == pytest.approx((kv_cache + 7_615_616_512 * 2) / GIB)  # + vLLM's bf16 weights
+    assert sampled.flops_per_token == pytest.approx(plain.flops_per_token * 8 / 6)  # + sampling's forward pass
+    assert kl.flops_per_token == pytest.approx(plain.flops_per_token * 10 / 6)  # + the KL reference's
+
+
+def test_dry_run_of_the_7b_grpo_recipe_shows_its_sampling(tmp_path: Path) -> None:
+    done = invoke_shoptune(
+        "train", "configs/qwen2.5-7b-grpo.yaml", "--dry-run", "--peak-tflops", "989",
+        env={"SHOPTUNE_HOME": str(tmp_path), "SHOPTUNE_QWEN25_7B_DIR": ""},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "method grpo (lora)" in done.stdout and "8 sampled answers per prompt" in done.stdout
+    assert "sampling (vllm_colocate)" in done.stdout and "vLLM reserves 30% of the card" in done.stdout
+    assert "reference model" not in done.stdout  # beta 0: no reference pass
+
+
 def test_dry_run_of_a_preference_method_names_its_reference(tmp_path: Path) -> None:
     done = invoke_shoptune(
         "train", "configs/qwen2.5-7b-dpo.yaml", "--dry-run",

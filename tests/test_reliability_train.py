@@ -127,16 +127,22 @@ def test_three_kills_then_resume_give_the_uninterrupted_adapter(
     )
 
 
+def _straight_and_killed_after_checkpoint_4(tmp_path: Path, data: Path, *extra: str) -> tuple[Path, Path]:
+    """(an uninterrupted run, a run of the same config SIGKILLed once checkpoint 4 is published)."""
+    straight = tmp_path / "straight"
+    done = invoke_shoptune(*_train_args(straight, data, *extra))
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "killed"
+    process = _train_process(run, data, *extra)
+    _wait_until(lambda: (run / "checkpoints" / "step-000004").is_dir(), process, "checkpoint 4")
+    _kill(process)
+    return straight, run
+
+
 def test_a_killed_dpo_run_resumes_to_the_uninterrupted_adapter(tmp_path: Path, tiny_data: Path, ledger) -> None:
     """DPO keeps its rule-made pairs in the run folder: a resume trains on the very same pairs."""
     dpo = ("--set", "train.method=dpo")
-    straight = tmp_path / "straight"
-    done = invoke_shoptune(*_train_args(straight, tiny_data, *dpo))
-    assert done.returncode == 0, done.stderr
-    run = tmp_path / "killed"
-    process = _train_process(run, tiny_data, *dpo)
-    _wait_until(lambda: (run / "checkpoints" / "step-000004").is_dir(), process, "checkpoint 4")
-    _kill(process)
+    straight, run = _straight_and_killed_after_checkpoint_4(tmp_path, tiny_data, *dpo)
     pairs = (run / "pairs" / "train.jsonl").read_bytes()
     done = invoke_shoptune(*_train_args(run, tiny_data, *dpo, "--resume"))
     assert done.returncode == 0, done.stderr
@@ -148,6 +154,31 @@ def test_a_killed_dpo_run_resumes_to_the_uninterrupted_adapter(tmp_path: Path, t
         "SIGKILL of a DPO run after checkpoint 4; then --resume",
         1,
         "same per-step losses (1e-4) and adapter (max diff < 1e-5) as an uninterrupted DPO run",
+    )
+
+
+def _rewards(run: Path) -> dict[int, float]:
+    lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return {record["step"]: record["reward"] for record in map(json.loads, lines)}
+
+
+def test_a_killed_grpo_run_resumes_to_the_uninterrupted_adapter(tmp_path: Path, tiny_data: Path, ledger) -> None:
+    """GRPO samples its answers: a resume restores the random state with the checkpoint, so it
+    samples the very answers the uninterrupted run sampled (same rewards step by step)."""
+    grpo = ("--set", "train.method=grpo", "--set", "train.grpo.max_completion_length=24")
+    straight, run = _straight_and_killed_after_checkpoint_4(tmp_path, tiny_data, *grpo)
+    done = invoke_shoptune(*_train_args(run, tiny_data, *grpo, "--resume"))
+    assert done.returncode == 0, done.stderr
+    assert "resuming from" in done.stderr
+    assert _rewards(run) == pytest.approx(_rewards(straight), abs=1e-6)
+    assert len(set(_rewards(straight).values())) > 1  # the answers differ from step to step: a real check
+    _assert_same_run(run, straight)
+    ledger(
+        "training faults",
+        "SIGKILL of a GRPO run after checkpoint 4; then --resume",
+        1,
+        "same per-step rewards (sampled answers), losses (1e-4) and adapter (max diff < 1e-5) "
+        "as an uninterrupted GRPO run",
     )
 
 

@@ -162,9 +162,13 @@ def test_run_folder(tiny_run: Path, tiny_data: Path) -> None:
         "reward_accuracy",
         "eval_reward_margin",
         "eval_reward_accuracy",
+        "reward",  # GRPO's (tests/test_grpo.py); null in SFT
+        "rewards",
+        "eval_reward",
     }
     assert all(set(m) == keys for m in metrics)
     assert all(m["reward_margin"] is None and m["eval_reward_accuracy"] is None for m in metrics)
+    assert all(m["reward"] is None and m["rewards"] is None for m in metrics)
     assert [m["step"] for m in metrics if m["eval_loss"] is not None] == [5, 10]
     assert manifest["final_metrics"]["eval_loss"] == metrics[-1]["eval_loss"]  # the last step's evaluation
     # generation metrics from the eval package, logged beside the eval loss

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+from transformers.integrations import TensorBoardCallback
 
 METRIC_KEYS = (
     "step",
@@ -25,6 +27,9 @@ METRIC_KEYS = (
     "reward_accuracy",
     "eval_reward_margin",
     "eval_reward_accuracy",
+    "reward",
+    "rewards",
+    "eval_reward",
 )
 EVAL_KEYS = (
     "eval_loss",
@@ -33,6 +38,7 @@ EVAL_KEYS = (
     "eval_micro_f1",
     "eval_reward_margin",
     "eval_reward_accuracy",
+    "eval_reward",
 )
 TRL_NAMES = {
     "rewards/margins": "reward_margin",
@@ -43,6 +49,14 @@ TRL_NAMES = {
 """Preference trainers' logs under shoptune's names: the mean margin of the chosen answer's implicit
 reward over the rejected one's, and the share of pairs where it is ahead (null in SFT, and
 accuracy in KTO, which has no pairs)."""
+GRPO_REWARD = re.compile(r"^rewards/(?P<name>[a-z_]+)/mean$")
+"""GRPO logs each reward's mean over the step's answers as `rewards/<name>/mean`; shoptune's
+metrics.jsonl gathers them in `rewards` ({name: mean}) beside `reward`, their weighted sum."""
+
+
+def _rewards(logs: dict[str, Any]) -> dict[str, float] | None:
+    means = {match["name"]: value for key, value in logs.items() if (match := GRPO_REWARD.match(key))}
+    return means or None
 
 
 class MetricsFile(TrainerCallback):
@@ -89,6 +103,8 @@ class MetricsFile(TrainerCallback):
             "tokens_per_second": round(speed, 2) if speed is not None else None,
             "reward_margin": logs.get("reward_margin"),
             "reward_accuracy": logs.get("reward_accuracy"),
+            "reward": logs.get("reward"),
+            "rewards": _rewards(logs),
             **dict.fromkeys(EVAL_KEYS),
         }
 
@@ -240,3 +256,12 @@ class GenerationMetrics(TrainerCallback):
         }
         if self.trainer is not None:
             self.trainer.log(logs)
+
+
+class TensorBoardScalars(TensorBoardCallback):
+    """TensorBoard's callback without the values a step did not measure: GRPO logs None for a reward
+    that applied to none of the step's answers, and transformers warns about each one each step."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        measured = {key: value for key, value in (logs or {}).items() if value is not None}
+        return super().on_log(args, state, control, logs=measured, **kwargs)

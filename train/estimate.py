@@ -23,6 +23,11 @@ is the policy with its adapter off: no second copy of the weights, one more forw
 token, no activations kept); with `train.init_adapter`, a frozen fp32 copy of that adapter. ORPO
 and SimPO run on TRL's older trainers, which materialise the full fp32 logits ([tokens x
 vocabulary], with their log-softmax and gradient) instead of the fused head's tile.
+GRPO samples `num_generations` answers per prompt and trains on all of them: a micro-batch holds
+that many sequences per prompt, and sampling adds a forward pass (2N per token) and its KV cache
+(2 x KV heads x head size per token per layer, 16-bit); colocated vLLM also holds its own 16-bit
+copy of the weights (4-bit under QLoRA), inside the share of the card it reserves. With
+`grpo.beta` > 0 there is a reference pass, as in DPO.
 How these figures compare with published ones is in the README ("Planning a GPU run").
 """
 
@@ -46,7 +51,8 @@ FUSED_HEAD_TOKEN_CHUNK = 4096
 """TRL's chunked log-prob kernel projects [4096 tokens x 32768 vocabulary] tiles at a time."""
 ASSUMED_MFU = 0.4
 REFERENCE_METHODS = ("dpo", "kto")
-"""Methods with a reference forward pass (the adapter switched off)."""
+"""Preference methods with a reference forward pass (the adapter switched off); GRPO has one when
+its beta is above 0."""
 FULL_LOGITS_METHODS = ("orpo", "simpo")
 """Methods whose TRL trainer builds the full logits, not the fused head's tiles."""
 FULL_LOGITS_COPIES = 3
@@ -120,6 +126,8 @@ class Estimate:
     activations_gib_without_checkpointing: float
     lm_head_chunk_gib: float
     """The fused head's tile, or (ORPO, SimPO) the full logits."""
+    generation_gib: float
+    """GRPO's sampling: the KV cache of a micro-batch's answers, and colocated vLLM's weights."""
     overhead_gib: float
     total_gib: float
     """With the configured gradient-checkpointing setting."""
@@ -147,10 +155,11 @@ def estimate(config: ShoptuneConfig, model_config: dict, *, peak_tflops: float |
     else:
         weights = arch.total_parameters() * half
     lora_states = trainable * LORA_BYTES_PER_PARAM
-    if train.method in REFERENCE_METHODS and train.init_adapter:
+    if has_reference_pass(config) and train.init_adapter:
         lora_states += trainable * 4  # TRL's frozen fp32 copy of the initial adapter: the reference
-    micro_tokens = train.per_device_batch_size * train.max_length * sequences_per_record(train.method)
+    micro_tokens = train.per_device_batch_size * train.max_length * sequences_per_record(config)
     kv = arch.kv_heads * arch.head_dim
+    generation = generation_bytes(config, arch, micro_tokens, kv, weights) if train.method == "grpo" else 0
     full_layer = (6 * arch.hidden + 2 * kv + 3 * arch.intermediate) * half
     without = micro_tokens * arch.layers * full_layer
     with_checkpointing = micro_tokens * (arch.layers * arch.hidden * half + full_layer)
@@ -160,9 +169,10 @@ def estimate(config: ShoptuneConfig, model_config: dict, *, peak_tflops: float |
         head_tile = min(micro_tokens, FUSED_HEAD_TOKEN_CHUNK) * min(arch.vocab, FUSED_HEAD_VOCAB_CHUNK)
         head_chunk = head_tile * 4 * 2  # fp32 logits tile + its gradient in backward
     activations = with_checkpointing if train.gradient_checkpointing else without
-    total = weights + lora_states + activations + head_chunk + CUDA_OVERHEAD_BYTES
+    total = weights + lora_states + activations + head_chunk + generation + CUDA_OVERHEAD_BYTES
     n = arch.total_parameters()
-    flops_per_token = ((6 if train.gradient_checkpointing else 4) + (2 if train.method in REFERENCE_METHODS else 0)) * n
+    passes = (6 if train.gradient_checkpointing else 4) + (2 if has_reference_pass(config) else 0)
+    flops_per_token = (passes + (2 if train.method == "grpo" else 0)) * n  # GRPO: + sampling's forward pass
     tokens_per_step = micro_tokens * train.gradient_accumulation_steps
     seconds = tokens_per_step * flops_per_token / (peak_tflops * 1e12 * ASSUMED_MFU) if peak_tflops else None
     return Estimate(
@@ -174,6 +184,7 @@ def estimate(config: ShoptuneConfig, model_config: dict, *, peak_tflops: float |
         activations_gib_with_checkpointing=with_checkpointing / GIB,
         activations_gib_without_checkpointing=without / GIB,
         lm_head_chunk_gib=head_chunk / GIB,
+        generation_gib=generation / GIB,
         overhead_gib=CUDA_OVERHEAD_BYTES / GIB,
         total_gib=total / GIB,
         tokens_per_step=tokens_per_step,
@@ -181,6 +192,24 @@ def estimate(config: ShoptuneConfig, model_config: dict, *, peak_tflops: float |
         seconds_per_step=seconds,
         peak_tflops=peak_tflops,
     )
+
+
+def has_reference_pass(config: ShoptuneConfig) -> bool:
+    train = config.train
+    return train.method in REFERENCE_METHODS or (train.method == "grpo" and train.grpo.beta > 0)
+
+
+def generation_bytes(config: ShoptuneConfig, arch: Architecture, micro_tokens: int, kv: int, weights: float) -> float:
+    """GRPO's sampling memory on the training GPU: the KV cache of a micro-batch's sequences (16-bit
+    keys and values in every layer), and colocated vLLM's own copy of the weights."""
+    cache = micro_tokens * arch.layers * 2 * kv * 2
+    grpo = config.train.grpo
+    if grpo.generation == "vllm_server":
+        return 0.0  # sampled on the server's GPU
+    if grpo.generation == "vllm_colocate":
+        quantised = config.train.adapter == "qlora"
+        return cache + (weights if quantised else arch.total_parameters() * 2)
+    return cache
 
 
 def render(est: Estimate, config: ShoptuneConfig, steps: int | None) -> str:
@@ -198,14 +227,19 @@ def render(est: Estimate, config: ShoptuneConfig, steps: int | None) -> str:
         f"{est.activations_gib_without_checkpointing:.2f} without",
         f"  {'full logits (TRL)     ' if train.method in FULL_LOGITS_METHODS else 'fused LM head chunk   '} "
         f"{est.lm_head_chunk_gib:8.2f}",
+        *(
+            [f"  sampling ({train.grpo.generation:<13}){est.generation_gib:8.2f}  ({_sampling_note(config)})"]
+            if train.method == "grpo"
+            else []
+        ),
         f"  CUDA context, slack    {est.overhead_gib:8.2f}",
         f"  total                  {est.total_gib:8.2f}  (gradient checkpointing "
         f"{'on' if train.gradient_checkpointing else 'off'})",
         f"tokens per optimizer step: {est.tokens_per_step:,} (upper bound: every record at max_length"
-        f"{'' if train.method == 'sft' else ', two sequences per record'})",
+        f"{_sequences_note(config)})",
         *(
             ["reference model: this model with the adapter off (no extra weights; one more forward pass)"]
-            if train.method in REFERENCE_METHODS
+            if has_reference_pass(config)
             else []
         ),
         f"FLOPs per token: {est.flops_per_token:.3g}",
@@ -220,8 +254,28 @@ def render(est: Estimate, config: ShoptuneConfig, steps: int | None) -> str:
     return "\n".join(lines)
 
 
-def sequences_per_record(method: str) -> int:
-    """Sequences a record puts in a micro-batch: one for SFT; two for the preference methods."""
+def _sampling_note(config: ShoptuneConfig) -> str:
+    grpo = config.train.grpo
+    if grpo.generation == "vllm_colocate":
+        return f"KV cache + vLLM's weights; vLLM reserves {grpo.vllm_gpu_memory_utilization:.0%} of the card"
+    if grpo.generation == "vllm_server":
+        return "on the vLLM server's GPU"
+    return "KV cache of generate"
+
+
+def _sequences_note(config: ShoptuneConfig) -> str:
+    method = config.train.method
+    if method == "grpo":
+        return f", {config.train.grpo.num_generations} sampled answers per prompt"
+    return "" if method == "sft" else ", two sequences per record"
+
+
+def sequences_per_record(config: ShoptuneConfig) -> int:
+    """Sequences a record puts in a micro-batch: one for SFT; two for the preference methods; GRPO's
+    sampled answers to its prompt."""
+    method = config.train.method
+    if method == "grpo":
+        return config.train.grpo.num_generations
     return 1 if method == "sft" else 2
 
 

@@ -26,7 +26,13 @@ from shoptune.core.errors import BadInputError, EnvironmentProblem, ShoptuneErro
 from shoptune.core.hashing import sha256_file
 from shoptune.core.provenance import provenance, utc_now
 from shoptune.shop.reading import require_valid
-from shoptune.train.callbacks import GenerationMetrics, MetricsFile, NonFiniteLossGuard, ProgressLine
+from shoptune.train.callbacks import (
+    GenerationMetrics,
+    MetricsFile,
+    NonFiniteLossGuard,
+    ProgressLine,
+    TensorBoardScalars,
+)
 from shoptune.train.checkpoints import (
     REFERENCE_ADAPTER,
     AtomicCheckpointTrainer,
@@ -250,6 +256,10 @@ def _common_arguments(config: ShoptuneConfig, run: RunFolder, device: str, has_e
 def _training_arguments(config: ShoptuneConfig, run: RunFolder, device: str, has_eval: bool) -> Any:
     """TRL's config for `train.method`: SFTConfig, or the preference method's."""
     common = _common_arguments(config, run, device, has_eval)
+    if config.train.method == "grpo":
+        from shoptune.train.grpo import grpo_arguments
+
+        return grpo_arguments(config, common)
     if config.train.method != "sft":
         from shoptune.train.preference import preference_arguments
 
@@ -343,6 +353,10 @@ def _prepare_process(config: ShoptuneConfig, out_dir: Path) -> tuple[ShoptuneCon
         if importlib.util.find_spec("mlflow") is None:
             raise EnvironmentProblem("train.mlflow_tracking_uri is set but mlflow is not installed: pip install mlflow")
         os.environ.setdefault("MLFLOW_TRACKING_URI", config.train.mlflow_tracking_uri)
+    if config.train.method == "grpo":
+        from shoptune.train.grpo import require_generation_device
+
+        require_generation_device(config, device)
     return with_resolved_precision(config, device), process
 
 
@@ -363,7 +377,12 @@ def _load_inputs(config: ShoptuneConfig, data_dir: Path | None, run: RunFolder, 
     data_dir = ensure_dataset(config, Path(data_dir or config.data.dir), tokenizer, log)
     require_valid(data_dir / "train.jsonl", data_dir / "val.jsonl")
     rows_dir, rows_of = data_dir, build_rows
-    if config.train.method != "sft":
+    if config.train.method == "grpo":
+        from shoptune.train.grpo import prompt_rows
+
+        def rows_of(path: Path, tokenizer: Any, _: int) -> TrainingRows:
+            return prompt_rows(path, tokenizer, config)
+    elif config.train.method != "sft":
         from shoptune.train.preference import preference_pairs, preference_rows
 
         rows_dir, rows_of = preference_pairs(config, data_dir, run.root, tokenizer, log), preference_rows
@@ -426,13 +445,30 @@ def _model_with_adapter(config: ShoptuneConfig, inputs: TrainingInputs, device: 
     return with_init_adapter(base, inputs.init_adapter)
 
 
-def _trainer_class(method: str) -> type:
-    """TRL's trainer for `method`, with shoptune's atomic step-named checkpoints."""
+def _trainer_class(config: ShoptuneConfig) -> type:
+    """TRL's trainer for `train.method`, with shoptune's atomic step-named checkpoints."""
+    method = config.train.method
     if method == "sft":
         return AtomicCheckpointTrainer
+    if method == "grpo":
+        from shoptune.train.grpo import grpo_trainer_class
+
+        return with_atomic_checkpoints(grpo_trainer_class(config))
     from shoptune.train.preference import preference_trainer_class
 
     return with_atomic_checkpoints(preference_trainer_class(method))
+
+
+ROWS_ARE = {"sft": "records", "grpo": "prompts"}
+
+
+def _method_inputs(config: ShoptuneConfig) -> dict[str, Any]:
+    """What a method's trainer takes beside the model and data: GRPO's reward functions."""
+    if config.train.method != "grpo":
+        return {}
+    from shoptune.train.grpo import reward_functions
+
+    return {"reward_funcs": reward_functions(config)}
 
 
 def _build_trainer(
@@ -441,7 +477,6 @@ def _build_trainer(
     """The base model with LoRA, and TRL's trainer over the rows with shoptune's callbacks."""
     import torch
     from transformers import PrinterCallback
-    from transformers.integrations import TensorBoardCallback
 
     torch.manual_seed(config.train.seed)
     model = _model_with_adapter(config, inputs, device, log)
@@ -449,18 +484,19 @@ def _build_trainer(
     log(
         f"{config.model.name} ({config.train.method}): {trainable:,} trainable of {total:,} parameters "
         f"({100 * trainable / total:.2f}%); {len(inputs.train_rows.rows)} train / {len(inputs.val_rows.rows)} val "
-        f"{'records' if config.train.method == 'sft' else 'pairs'} on {device}"
+        f"{ROWS_ARE.get(config.train.method, 'pairs')} on {device}"
     )
     metrics, guard = MetricsFile(run.metrics), NonFiniteLossGuard()
     generation = GenerationMetrics(_generation_sample(inputs.data_dir / "val.jsonl", config), inputs.tokenizer)
     with unhashed_transforms():
-        trainer = _trainer_class(config.train.method)(
+        trainer = _trainer_class(config)(
+            **_method_inputs(config),
             model=model,
             args=_training_arguments(config, run, device, has_eval=bool(inputs.val_rows.rows)),
             train_dataset=inputs.train_rows.to_dataset(),
             eval_dataset=_eval_subset(inputs.val_rows, config.train.eval_records),
             processing_class=inputs.tokenizer,
-            callbacks=[generation, metrics, guard, ProgressLine(0, f"train {config.name}"), TensorBoardCallback()],
+            callbacks=[generation, metrics, guard, ProgressLine(0, f"train {config.name}"), TensorBoardScalars()],
         )
     trainer.remove_callback(PrinterCallback)  # our ProgressLine and metrics.jsonl replace the raw log dicts
     trainer.keep_checkpoints = config.train.save_total_limit
@@ -515,6 +551,7 @@ def _final_metrics(built: BuiltTrainer, output: Any, final_eval: dict[str, Any],
         "eval_loss": final_eval.get("eval_loss"),
         "eval_reward_margin": final_eval.get("eval_rewards/margins"),
         "eval_reward_accuracy": final_eval.get("eval_rewards/accuracies"),
+        "eval_reward": final_eval.get("eval_reward"),
         "tokens_seen": state.num_input_tokens_seen,
         "train_runtime_s": runtime,
         "tokens_per_second": state.num_input_tokens_seen / runtime if runtime and state.num_input_tokens_seen else None,

