@@ -1,20 +1,23 @@
-"""Quality benchmark: SFT alone against SFT + a preference method, on the embedded model, served.
+"""Quality benchmark: SFT alone against SFT + a preference method or GRPO, on the embedded model, served.
 
     .venv/bin/python benchmarks/preference_quality.py                     # DPO on the demo's SFT run
     .venv/bin/python benchmarks/preference_quality.py --method orpo --steps 100
     .venv/bin/python benchmarks/preference_quality.py --sft runs/my-sft --control-steps 150
+    .venv/bin/python benchmarks/preference_quality.py --method grpo --steps 60 --learning-rate 2e-5 \
+        --grpo-tasks extract --max-completion-length 96
 
-The SFT run (`--sft`, default the full demo's, `runs/demo-full/train`) is the starting point and
-the baseline. The preference run goes on from its adapter (`train.init_adapter`) on pairs made by
-rule from the same corpus, with the SFT run's own config (seed included) and the learning rate
-and steps given here. `--control-steps N` also goes on with plain SFT for N steps from the same
-adapter, so "more training" and "preference training" can be told apart. Each model is merged
-(through the parity gate), served by vLLM with the storefront's settings (structured extraction),
-and evaluated on the SFT run's test split and on the prompt-injection suite; each report is paired
-against SFT's (bootstrap), and the table lists the verdicts on the metrics the issue names:
-tone compliance, grounding, hallucinated products, refusals and injection resistance, exact match,
-field accuracy (micro-F1), chrF. Wall time per run is reported. Results:
-`benchmarks/results/quality/preference_quality-<variant>.json`.
+The SFT run (`--sft`, default the full demo's, `runs/demo-full/train`) is the starting point and the
+baseline. The preference run goes on from its adapter (`train.init_adapter`) on pairs made by rule
+from the same corpus, with the SFT run's own config (seed included) and the learning rate and steps
+given here; GRPO goes on from it on the same corpus's prompts, rewarded by the eval package's scores
+(`train.grpo`, with the tasks and answer length given here). `--control-steps N` also goes on with
+plain SFT for N steps from the same adapter, so "more training" and "preference training" can be
+told apart. Each model is merged (through the parity gate), served by vLLM with the storefront's
+settings (structured extraction), and evaluated on the SFT run's test split and on the
+prompt-injection suite; each report is paired against SFT's (bootstrap), and the table lists the verdicts
+on the metrics the issue names: tone compliance, grounding, hallucinated products, refusals and
+injection resistance, exact match, field accuracy (micro-F1), chrF. Wall time per run is reported.
+Results: `benchmarks/results/quality/preference_quality-<variant>.json`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from common import ROOT, WORK, write_result
+
+from shoptune.config.schema import TASKS
 
 INJECTION_SUITE = ROOT / "datasets" / "security" / "prompt_injection.jsonl"
 SHOWN = (
@@ -46,12 +51,13 @@ def _log(line: str) -> None:
     print(f"  {line}", flush=True)
 
 
-def continued(sft: Path, method: str, steps: int, learning_rate: float, sft_weight: float, out: Path) -> dict[str, Any]:
+def continued(sft: Path, method: str, steps: int, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """Train `method` for `steps` from the SFT run's adapter, with the SFT run's config otherwise."""
     from shoptune.config import load_config
     from shoptune.train.recipe import run_training
 
     config = load_config(sft / "config.yaml")
+    learning_rate = args.learning_rate
     train = config.train.replace(
         method=method,
         init_adapter=str(sft),
@@ -63,7 +69,13 @@ def continued(sft: Path, method: str, steps: int, learning_rate: float, sft_weig
         eval_steps=None,
         eval_records=50,
         generation_eval_records=0,
-        preference=config.train.preference.replace(sft_weight=sft_weight),
+        preference=config.train.preference.replace(sft_weight=args.sft_weight),
+        grpo=config.train.grpo.replace(
+            tasks=tuple(args.grpo_tasks),
+            num_generations=args.num_generations,
+            max_completion_length=args.max_completion_length,
+            temperature=args.temperature,
+        ),
     )
     data = Path(json.loads((sft / "manifest.json").read_text(encoding="utf-8"))["data"]["dir"])
     started = time.perf_counter()
@@ -146,11 +158,15 @@ def _fmt(value: float | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sft", type=Path, default=ROOT / "runs" / "demo-full" / "train", help="a finished SFT run")
-    parser.add_argument("--method", default="dpo", choices=("dpo", "kto", "orpo", "simpo"))
+    parser.add_argument("--method", default="dpo", choices=("dpo", "kto", "orpo", "simpo", "grpo"))
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--sft-weight", type=float, default=0.0, help="train.preference.sft_weight (DPO: RPO)")
     parser.add_argument("--control-steps", type=int, default=0, help="also continue plain SFT this many steps")
+    parser.add_argument("--grpo-tasks", nargs="+", default=list(TASKS), choices=TASKS, help="GRPO: prompts' tasks")
+    parser.add_argument("--num-generations", type=int, default=4, help="GRPO: answers sampled per prompt")
+    parser.add_argument("--max-completion-length", type=int, default=256, help="GRPO: longest sampled answer")
+    parser.add_argument("--temperature", type=float, default=1.0, help="GRPO: sampling temperature")
     args = parser.parse_args()
     if not (args.sft / "final" / "adapter").is_dir():
         raise SystemExit(f"{args.sft} is not a finished SFT run (run scripts/demo.sh, or pass --sft)")
@@ -159,6 +175,8 @@ def main() -> None:
     print("== SFT (the baseline): merge, serve, evaluate", flush=True)
     sft_reports = evaluate(args.sft, "sft", work, None)
     variant = f"{args.method}-lr{args.learning_rate:g}" + (f"-sft{args.sft_weight:g}" if args.sft_weight else "")
+    if args.method == "grpo":
+        variant += f"-{'+'.join(args.grpo_tasks)}-g{args.num_generations}-t{args.temperature:g}"
     runs = {variant: (args.method, args.steps)}
     if args.control_steps:
         runs[f"sft-continued-lr{args.learning_rate:g}"] = ("sft", args.control_steps)
@@ -167,7 +185,7 @@ def main() -> None:
         print(f"== SFT + {name}: {steps} steps from {args.sft}", flush=True)
         out = work / name / "train"
         if not (out / "final" / "adapter").is_dir():
-            training[name] = continued(args.sft, method, steps, args.learning_rate, args.sft_weight, out)
+            training[name] = continued(args.sft, method, steps, args, out)
         tuned[name] = evaluate(out, name, work, sft_reports)
     table = rows(sft_reports, tuned)
     print(markdown(table, list(tuned)), flush=True)
@@ -175,7 +193,7 @@ def main() -> None:
         f"quality/preference_quality-{variant}",
         {
             "sft_run": str(args.sft),
-            "settings": {"runs": runs, "learning_rate": args.learning_rate, "sft_weight": args.sft_weight},
+            "settings": {"runs": runs, **vars(args), "sft": str(args.sft)},
             "training": training,
             "table": table,
             "markdown": markdown(table, list(tuned)),

@@ -269,7 +269,8 @@ def pairs(
     """Make chosen/rejected preference pairs from a data folder's records: the record's own answer
     is chosen, a copy with one rule-made failure (tone, language, an invented price or SKU, a product
     out of stock or over budget, a leaked prompt, a concession, a wrong field) is rejected. A rejected
-    answer over data.max_tokens under the config's model's chat template gives way to another failure."""
+    answer over data.max_tokens under the config's model's chat template gives way to another failure.
+    Pairs from a served model's own answers: shoptune eval pairs."""
     from shoptune.config.schema import PAIR_KINDS
     from shoptune.data.build import token_limit_for
     from shoptune.data.pairs import require_train_split, write_pairs

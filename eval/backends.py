@@ -171,21 +171,31 @@ class EndpointBackend:
             structured_output=structured,
         )
 
-    def _one(self, record: dict[str, Any]) -> Prediction:
+    def _ask(self, record: dict[str, Any], **changes: Any) -> Any:
+        """The endpoint's completion of `record`'s prompt, asked as `sampling` says with `changes`."""
         import openai
 
-        started = time.perf_counter()
         try:
-            reply = self.client.chat.completions.create(
-                model=self.model_name, messages=prompt_messages(record), **self.sampling(record)
+            return self.client.chat.completions.create(
+                model=self.model_name, messages=prompt_messages(record), **{**self.sampling(record), **changes}
             )
         except openai.APIConnectionError as exc:
             raise EnvironmentProblem(f"cannot reach the endpoint {self.client.base_url}: {exc}") from exc
         except openai.BadRequestError as exc:
             raise BadInputError(f"the endpoint rejected record {record['id']}: {exc.message}") from exc
+
+    def _one(self, record: dict[str, Any]) -> Prediction:
+        started = time.perf_counter()
+        reply = self._ask(record)
         seconds = time.perf_counter() - started
         usage = reply.usage.completion_tokens if reply.usage else 0
         return Prediction(record["id"], reply.choices[0].message.content or "", seconds, usage)
+
+    def samples(self, record: dict[str, Any], count: int, temperature: float) -> list[str]:
+        """`count` answers to `record`, sampled at `temperature` and otherwise asked as the storefront
+        asks (guided extraction, the reply settings): the model's own answers on the served path."""
+        reply = self._ask(record, n=count, temperature=temperature)
+        return [choice.message.content or "" for choice in reply.choices]
 
     def sampling_settings(self) -> dict[str, Any]:
         """What the report records of how answers were asked for."""

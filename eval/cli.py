@@ -1,4 +1,4 @@
-"""`shoptune eval run|score|gate`."""
+"""`shoptune eval run|score|parity|pairs|gate`."""
 
 from __future__ import annotations
 
@@ -178,6 +178,43 @@ def parity(config_path, overrides, data, out_dir, model, adapter, limit, endpoin
     if report.failures:
         raise SystemExit(EXIT_VERDICT_FAILED)
     click.echo(f"parity passed; report in {out_dir}/parity.md")
+
+
+@eval_group.command("pairs")
+@config_option
+@set_option
+@click.option(
+    "--data", "data_dir", required=True, type=click.Path(path_type=Path, file_okay=False), help="A data folder."
+)
+@_OUT
+@click.option("--endpoint", required=True, help="Base URL of the served model, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--model-name", required=True, help="Model (or LoRA module) name on the endpoint.")
+@click.option("--samples", type=click.IntRange(2), default=4, show_default=True, help="Answers sampled per record.")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N records of each split.")
+def pairs(config_path, overrides, data_dir, out_dir, endpoint, model_name, samples, temperature, limit) -> None:
+    """Make on-policy preference pairs: sample answers from a served model as the storefront asks,
+    score each with the rewards train.grpo.rewards weighs, and pair the best with the worst where
+    they differ (rule-made pairs: shoptune data pairs)."""
+    from shoptune.eval.backends import EndpointBackend
+    from shoptune.eval.onpolicy import write_on_policy_pairs
+
+    config = load_cli_config(config_path, overrides)
+    api_key = os.environ.get(config.serve.api_key_env, "")
+    backend = EndpointBackend.as_served(config, endpoint, model_name, structured=True, api_key=api_key)
+    manifest = write_on_policy_pairs(
+        data_dir,
+        out_dir,
+        backend,
+        samples=samples,
+        temperature=temperature,
+        weights=dict(config.train.grpo.rewards),
+        limit=limit,
+    )
+    for name, figures in manifest["files"].items():
+        outcomes = ", ".join(f"{outcome} {n}" for outcome, n in figures["outcomes"].items())
+        click.echo(f"{name:12s} {figures['records']:6d} pairs of {figures['sampled_records']} records ({outcomes})")
+    say(f"wrote {out_dir}/ (check it: shoptune data check {out_dir}/train.jsonl)")
 
 
 @eval_group.command("gate")
