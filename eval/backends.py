@@ -191,10 +191,10 @@ class EndpointBackend:
         usage = reply.usage.completion_tokens if reply.usage else 0
         return Prediction(record["id"], reply.choices[0].message.content or "", seconds, usage)
 
-    def samples(self, record: dict[str, Any], count: int, temperature: float) -> list[str]:
-        """`count` answers to `record`, sampled at `temperature` and otherwise asked as the storefront
-        asks (guided extraction, the reply settings): the model's own answers on the served path."""
-        reply = self._ask(record, n=count, temperature=temperature)
+    def samples(self, record: dict[str, Any], count: int, temperature: float, seed: int) -> list[str]:
+        """`count` answers to `record`, sampled at `temperature` from `seed` and otherwise asked as the
+        storefront asks (guided extraction, the reply settings): the model's own answers, served."""
+        reply = self._ask(record, n=count, temperature=temperature, seed=seed)
         return [choice.message.content or "" for choice in reply.choices]
 
     def sampling_settings(self) -> dict[str, Any]:

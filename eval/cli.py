@@ -191,26 +191,25 @@ def parity(config_path, overrides, data, out_dir, model, adapter, limit, endpoin
 @click.option("--model-name", required=True, help="Model (or LoRA module) name on the endpoint.")
 @click.option("--samples", type=click.IntRange(2), default=4, show_default=True, help="Answers sampled per record.")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--seed", type=int, default=None, help="Sampling seed (default: the config's train.seed).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N records of each split.")
-def pairs(config_path, overrides, data_dir, out_dir, endpoint, model_name, samples, temperature, limit) -> None:
+def pairs(config_path, overrides, data_dir, out_dir, endpoint, model_name, samples, temperature, seed, limit) -> None:
     """Make on-policy preference pairs: sample answers from a served model as the storefront asks,
     score each with the rewards train.grpo.rewards weighs, and pair the best with the worst where
     they differ (rule-made pairs: shoptune data pairs)."""
     from shoptune.eval.backends import EndpointBackend
-    from shoptune.eval.onpolicy import write_on_policy_pairs
+    from shoptune.eval.onpolicy import Sampling, write_on_policy_pairs
+    from shoptune.models import resolve_config_model
+    from shoptune.models.loading import load_tokenizer
 
     config = load_cli_config(config_path, overrides)
     api_key = os.environ.get(config.serve.api_key_env, "")
     backend = EndpointBackend.as_served(config, endpoint, model_name, structured=True, api_key=api_key)
-    manifest = write_on_policy_pairs(
-        data_dir,
-        out_dir,
-        backend,
-        samples=samples,
-        temperature=temperature,
-        weights=dict(config.train.grpo.rewards),
-        limit=limit,
+    tokenizer = load_tokenizer(resolve_config_model(config.model, log=say))  # pairs must render as training does
+    sampling = Sampling(
+        samples, temperature, config.train.seed if seed is None else seed, dict(config.train.grpo.rewards)
     )
+    manifest = write_on_policy_pairs(data_dir, out_dir, backend, sampling, tokenizer, limit=limit)
     for name, figures in manifest["files"].items():
         outcomes = ", ".join(f"{outcome} {n}" for outcome, n in figures["outcomes"].items())
         click.echo(f"{name:12s} {figures['records']:6d} pairs of {figures['sampled_records']} records ({outcomes})")

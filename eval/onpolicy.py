@@ -8,8 +8,9 @@ extraction, the reply settings) at the given temperature, each is scored against
 the rewards GRPO trains with (`train.grpo.rewards`, eval/rewards.py), and the best-scored answer
 becomes the chosen one and the worst the rejected one, where their scores differ. So the pairs
 are the model's own failures next to its own successes, not rule-made ones. A pair whose chosen
-answer the record format refuses (an extraction answer that is not schema-valid JSON) is left
-out and counted.
+answer the record format refuses (an extraction answer that is not schema-valid JSON), or with an
+answer training cannot render (its first characters merge with the chat template's last token),
+is left out and counted. Sampling is seeded, so the same model gives the same pairs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ from shoptune.eval.rewards import score_answer
 from shoptune.shop import resources
 from shoptune.shop.reading import read_records
 from shoptune.shop.records import RecordValidator
+from shoptune.shop.render import RenderError, render_record
+from shoptune.shop.structured import in_the_one_form
 
 ON_POLICY = "on_policy"
 
@@ -53,17 +57,41 @@ def on_policy_pair(record: dict[str, Any], answers: Sequence[str], weights: dict
     return {**record, "id": f"{record['id']}~{ON_POLICY}", "messages": messages, "rejected": worst[1], "meta": meta}
 
 
+def trainable(pair: dict[str, Any], tokenizer: Any) -> bool:
+    """Both answers of `pair` render for training under the model's chat template, in the form
+    training puts them (the preference trainer refuses a pair that does not)."""
+    for answer in (pair["messages"][-1]["content"], pair["rejected"]):
+        messages = [*pair["messages"][:-1], {"role": "assistant", "content": answer}]
+        try:
+            render_record(tokenizer, in_the_one_form({**pair, "messages": messages})["messages"])
+        except RenderError:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Sampling:
+    samples: int
+    temperature: float
+    seed: int
+    weights: dict[str, float]
+
+
 def _pairs_of(
-    records: Sequence[dict[str, Any]], backend: EndpointBackend, samples: int, temperature: float, weights
+    records: Sequence[dict[str, Any]], backend: EndpointBackend, sampling: Sampling, tokenizer: Any
 ) -> tuple[list[dict[str, Any]], Counter]:
-    """The on-policy pairs of `records`, and why the others gave none ("tied", "invalid chosen")."""
+    """The on-policy pairs of `records`, and why the others gave none ("tied", "invalid chosen",
+    "untrainable")."""
     validator = RecordValidator(resources.schemas())
 
     def pair(record: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
-        made = on_policy_pair(record, backend.samples(record, samples, temperature), weights)
+        answers = backend.samples(record, sampling.samples, sampling.temperature, sampling.seed)
+        made = on_policy_pair(record, answers, sampling.weights)
         if made is None:
             return None, "tied"
-        return (None, "invalid chosen") if validator.problems(made) else (made, "paired")
+        if validator.problems(made):
+            return None, "invalid chosen"
+        return (made, "paired") if trainable(made, tokenizer) else (None, "untrainable")
 
     with ThreadPoolExecutor(max_workers=backend.concurrency) as pool:
         outcomes = list(pool.map(pair, records))
@@ -74,10 +102,9 @@ def write_on_policy_pairs(
     data_dir: Path,
     out_dir: Path,
     backend: EndpointBackend,
+    sampling: Sampling,
+    tokenizer: Any,
     *,
-    samples: int,
-    temperature: float,
-    weights: dict[str, float],
     limit: int | None = None,
 ) -> dict[str, Any]:
     """On-policy pairs for the train and val splits of `data_dir` into `out_dir` (the folder appears
@@ -90,7 +117,7 @@ def write_on_policy_pairs(
         for split in present:
             source = data_dir / f"{split}.jsonl"
             records = read_records(source)[:limit]
-            pairs, outcomes = _pairs_of(records, backend, samples, temperature, weights)
+            pairs, outcomes = _pairs_of(records, backend, sampling, tokenizer)
             text = to_jsonl(pairs)
             (staging / source.name).write_text(text, encoding="utf-8")
             files[source.name] = {
@@ -104,10 +131,11 @@ def write_on_policy_pairs(
             "generator": "shoptune.eval.onpolicy",
             "endpoint": str(backend.client.base_url),
             "model_name": backend.model_name,
-            "samples": samples,
-            "temperature": temperature,
+            "samples": sampling.samples,
+            "temperature": sampling.temperature,
+            "seed": sampling.seed,
             "structured_output": backend.structured_output,
-            "reward_weights": weights,
+            "reward_weights": sampling.weights,
             "source_dir": str(data_dir),
             "files": files,
         }

@@ -44,6 +44,7 @@ def test_eval_pairs_samples_the_served_model_into_pairs_data_check_and_dpo_accep
     assert done.returncode == 0, done.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["samples"] == 4 and manifest["structured_output"] and manifest["reward_weights"] == WEIGHTS
+    assert manifest["seed"] == 42  # the config's train.seed
     train = manifest["files"]["train.jsonl"]
     assert sum(train["outcomes"].values()) == train["sampled_records"] == 24
     pairs = read_records(out / "train.jsonl")

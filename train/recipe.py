@@ -254,7 +254,7 @@ def _common_arguments(config: ShoptuneConfig, run: RunFolder, device: str, has_e
 
 
 def _training_arguments(config: ShoptuneConfig, run: RunFolder, device: str, has_eval: bool) -> Any:
-    """TRL's config for `train.method`: SFTConfig, or the preference method's."""
+    """TRL's config for `train.method`: SFTConfig, the preference method's, or GRPOConfig."""
     common = _common_arguments(config, run, device, has_eval)
     if config.train.method == "grpo":
         from shoptune.train.grpo import grpo_arguments
