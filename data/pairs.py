@@ -355,6 +355,40 @@ def require_train_split(data_dir: Path) -> None:
         raise BadInputError(f"{data_dir}: no train.jsonl to make pairs from (build one: shoptune data build)")
 
 
+PairsOf = Callable[[list[dict[str, Any]]], tuple[list[dict[str, Any]], dict[str, Any]]]
+"""A split's records -> (its preference records, what the manifest says of them beside their
+digests and count)."""
+
+
+def write_pair_splits(
+    data_dir: Path, out_dir: Path, splits: Sequence[str], pairs_of: PairsOf, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """Preference records for each of `splits` that `data_dir` has, made by `pairs_of`, into
+    `out_dir` with a manifest (`settings`, then the source folder and each file's source digest,
+    digest and count); the folder appears whole or not at all. Rule-made and on-policy pairs are
+    both written here, so their folders read alike."""
+    from shoptune.shop.reading import read_records
+
+    require_train_split(data_dir)
+    present = [split for split in splits if (data_dir / f"{split}.jsonl").is_file()]
+    files: dict[str, Any] = {}
+    with atomic_directory(out_dir) as staging:
+        for split in present:
+            source = data_dir / f"{split}.jsonl"
+            pairs, described = pairs_of(read_records(source))
+            text = to_jsonl(pairs)
+            (staging / source.name).write_text(text, encoding="utf-8")
+            files[source.name] = {
+                "source_sha256": sha256_file(source),
+                "sha256": sha256_bytes(text.encode("utf-8")),
+                "records": len(pairs),
+                **described,
+            }
+        manifest = {**settings, "source_dir": str(data_dir), "files": files}
+        atomic_write_json(staging / "manifest.json", manifest)
+    return manifest
+
+
 def write_pairs(
     data_dir: Path,
     out_dir: Path,
@@ -364,34 +398,18 @@ def write_pairs(
     seed: int = 0,
     limit: TokenLimit | None = None,
 ) -> dict[str, Any]:
-    """Preference records for each split of `data_dir` there is (train, val, test) into `out_dir`,
-    with a manifest (source digests, seed, counts per failure, the token limit); the folder appears
-    whole or not at all."""
-    from shoptune.shop.reading import read_records
+    """Rule-made preference records for each split of `data_dir` there is (train, val, test) into
+    `out_dir`, with a manifest (source digests, seed, counts per failure, the token limit)."""
 
-    require_train_split(data_dir)
-    present = [split for split in PAIR_SPLITS if (data_dir / f"{split}.jsonl").is_file()]
-    files: dict[str, Any] = {}
-    with atomic_directory(out_dir) as staging:
-        for split in present:
-            source = data_dir / f"{split}.jsonl"
-            pairs = make_pairs(read_records(source), kinds=kinds, per_record=per_record, seed=seed, limit=limit)
-            text = to_jsonl(pairs)
-            (staging / source.name).write_text(text, encoding="utf-8")
-            files[source.name] = {
-                "source_sha256": sha256_file(source),
-                "sha256": sha256_bytes(text.encode("utf-8")),
-                "records": len(pairs),
-                "by_failure": kind_counts(pairs),
-            }
-        manifest = {
-            "generator": "shoptune.data.pairs",
-            "seed": seed,
-            "kinds": list(kinds),
-            "pairs_per_record": per_record,
-            "token_limit": {"model": limit.model, "max_tokens": limit.max_tokens} if limit else None,
-            "source_dir": str(data_dir),
-            "files": files,
-        }
-        atomic_write_json(staging / "manifest.json", manifest)
-    return manifest
+    def pairs_of(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        pairs = make_pairs(records, kinds=kinds, per_record=per_record, seed=seed, limit=limit)
+        return pairs, {"by_failure": kind_counts(pairs)}
+
+    settings = {
+        "generator": "shoptune.data.pairs",
+        "seed": seed,
+        "kinds": list(kinds),
+        "pairs_per_record": per_record,
+        "token_limit": {"model": limit.model, "max_tokens": limit.max_tokens} if limit else None,
+    }
+    return write_pair_splits(data_dir, out_dir, PAIR_SPLITS, pairs_of, settings)

@@ -22,19 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shoptune.core.atomic import atomic_directory, atomic_write_json
-from shoptune.core.hashing import sha256_bytes, sha256_file
-from shoptune.data.build import to_jsonl
-from shoptune.data.pairs import PAIR_SPLITS, require_train_split
+from shoptune.data.pairs import write_pair_splits
 from shoptune.eval.backends import EndpointBackend
 from shoptune.eval.rewards import score_answer
 from shoptune.shop import resources
-from shoptune.shop.reading import read_records
 from shoptune.shop.records import RecordValidator
 from shoptune.shop.render import RenderError, render_record
 from shoptune.shop.structured import in_the_one_form
 
 ON_POLICY = "on_policy"
+ON_POLICY_SPLITS = ("train", "val")
+"""The splits trained on: a test split's pairs would be sampled for nothing."""
 
 
 def on_policy_pair(record: dict[str, Any], answers: Sequence[str], weights: dict[str, float]) -> dict[str, Any] | None:
@@ -110,34 +108,20 @@ def write_on_policy_pairs(
     """On-policy pairs for the train and val splits of `data_dir` into `out_dir` (the folder appears
     whole or not at all), with a manifest: the endpoint and model, sampling, reward weights, source
     digests, and per split how many records were paired, tied or gave an invalid chosen answer."""
-    require_train_split(data_dir)
-    present = [split for split in PAIR_SPLITS[:2] if (data_dir / f"{split}.jsonl").is_file()]
-    files: dict[str, Any] = {}
-    with atomic_directory(out_dir) as staging:
-        for split in present:
-            source = data_dir / f"{split}.jsonl"
-            records = read_records(source)[:limit]
-            pairs, outcomes = _pairs_of(records, backend, sampling, tokenizer)
-            text = to_jsonl(pairs)
-            (staging / source.name).write_text(text, encoding="utf-8")
-            files[source.name] = {
-                "source_sha256": sha256_file(source),
-                "sha256": sha256_bytes(text.encode("utf-8")),
-                "records": len(pairs),
-                "sampled_records": len(records),
-                "outcomes": dict(sorted(outcomes.items())),
-            }
-        manifest = {
-            "generator": "shoptune.eval.onpolicy",
-            "endpoint": str(backend.client.base_url),
-            "model_name": backend.model_name,
-            "samples": sampling.samples,
-            "temperature": sampling.temperature,
-            "seed": sampling.seed,
-            "structured_output": backend.structured_output,
-            "reward_weights": sampling.weights,
-            "source_dir": str(data_dir),
-            "files": files,
-        }
-        atomic_write_json(staging / "manifest.json", manifest)
-    return manifest
+
+    def pairs_of(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        sampled = records[:limit]
+        pairs, outcomes = _pairs_of(sampled, backend, sampling, tokenizer)
+        return pairs, {"sampled_records": len(sampled), "outcomes": dict(sorted(outcomes.items()))}
+
+    settings = {
+        "generator": "shoptune.eval.onpolicy",
+        "endpoint": str(backend.client.base_url),
+        "model_name": backend.model_name,
+        "samples": sampling.samples,
+        "temperature": sampling.temperature,
+        "seed": sampling.seed,
+        "structured_output": backend.structured_output,
+        "reward_weights": sampling.weights,
+    }
+    return write_pair_splits(data_dir, out_dir, ON_POLICY_SPLITS, pairs_of, settings)

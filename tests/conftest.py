@@ -74,6 +74,19 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path) -> 
 
 
 @pytest.fixture(scope="session")
+def pair_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A corpus large enough for every kind of rule-made failure (data/pairs.py) to apply
+    somewhere, built without a tokenizer; the pairs and the GRPO rewards are tested on it."""
+    out = tmp_path_factory.mktemp("pair-corpus")
+    done = invoke_shoptune(
+        "data", "build", "--config", "configs/tiny-qwen.yaml", "--out", str(out), "--no-length-limit",
+        "--set", "data.train_records=240", "--set", "data.val_records=16", "--set", "data.test_records=16",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_adapter(tmp_path_factory: pytest.TempPathFactory, tiny_qwen_dir: Path) -> Path:
     """A LoRA adapter with non-zero weights on tiny-qwen2.5, saved as vLLM loads it."""
     import torch

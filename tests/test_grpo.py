@@ -42,14 +42,8 @@ TARGETED = {
 
 
 @pytest.fixture(scope="module")
-def corpus_records(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    out = tmp_path_factory.mktemp("reward-corpus")
-    done = invoke_shoptune(
-        "data", "build", "--config", "configs/tiny-qwen.yaml", "--out", str(out), "--no-length-limit",
-        "--set", "data.train_records=160", "--set", "data.val_records=8", "--set", "data.test_records=8",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return read_records(out / "train.jsonl")
+def corpus_records(pair_corpus: Path) -> list[dict]:
+    return read_records(pair_corpus / "train.jsonl")
 
 
 def test_every_reward_the_config_names_is_registered_with_its_tasks() -> None:

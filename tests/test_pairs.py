@@ -16,26 +16,14 @@ from shoptune.data.pairs import FAILS, make_pairs, write_pairs
 from shoptune.shop.reading import read_records
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A corpus large enough for every kind of failure to apply somewhere (no tokenizer needed)."""
-    out = tmp_path_factory.mktemp("pair-corpus")
-    done = invoke_shoptune(
-        "data", "build", "--config", "configs/tiny-qwen.yaml", "--out", str(out), "--no-length-limit",
-        "--set", "data.train_records=240", "--set", "data.val_records=16", "--set", "data.test_records=16",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return out
-
-
 def _score(pair: dict, answer: str) -> float:
     metric, key = FAILS[pair["meta"]["failure"]]
     return import_module(f"shoptune.eval.metrics.{metric}").score_record(pair, answer)[key]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_each_rejected_answer_fails_its_metric_and_the_chosen_one_passes(corpus: Path, seed: int) -> None:
-    records = read_records(corpus / "train.jsonl")
+def test_each_rejected_answer_fails_its_metric_and_the_chosen_one_passes(pair_corpus: Path, seed: int) -> None:
+    records = read_records(pair_corpus / "train.jsonl")
     pairs = make_pairs(records, per_record=3, seed=seed)
     assert {p["meta"]["failure"] for p in pairs} == set(PAIR_KINDS)  # every rule was exercised
     wrong = [
@@ -48,16 +36,16 @@ def test_each_rejected_answer_fails_its_metric_and_the_chosen_one_passes(corpus:
     assert len({p["id"] for p in pairs}) == len(pairs)
 
 
-def test_pairs_are_deterministic_for_a_seed(corpus: Path) -> None:
-    records = read_records(corpus / "train.jsonl")
+def test_pairs_are_deterministic_for_a_seed(pair_corpus: Path) -> None:
+    records = read_records(pair_corpus / "train.jsonl")
     assert make_pairs(records, seed=3) == make_pairs(records, seed=3)
     assert make_pairs(records, seed=3) != make_pairs(records, seed=4)
 
 
-def test_data_pairs_writes_what_data_check_accepts(corpus: Path, tmp_path: Path, tiny_qwen_dir: Path) -> None:
+def test_data_pairs_writes_what_data_check_accepts(pair_corpus: Path, tmp_path: Path, tiny_qwen_dir: Path) -> None:
     out = tmp_path / "pairs"
     made = invoke_shoptune(
-        "data", "pairs", str(corpus), "--out", str(out), "--config", "configs/tiny-qwen.yaml",
+        "data", "pairs", str(pair_corpus), "--out", str(out), "--config", "configs/tiny-qwen.yaml",
         "--kinds", "tone_sign_off,wrong_field,invented_price", "--per-record", "2",
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
@@ -78,10 +66,10 @@ def test_data_pairs_of_a_folder_without_train_writes_nothing(tmp_path: Path) -> 
     assert not (tmp_path / "pairs").exists()
 
 
-def test_write_pairs_replaces_the_folder_whole(corpus: Path, tmp_path: Path) -> None:
+def test_write_pairs_replaces_the_folder_whole(pair_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "pairs"
-    first = write_pairs(corpus, out, kinds=("tone_sign_off",), seed=0)
-    second = write_pairs(corpus, out, kinds=("wrong_field",), seed=0)
+    first = write_pairs(pair_corpus, out, kinds=("tone_sign_off",), seed=0)
+    second = write_pairs(pair_corpus, out, kinds=("wrong_field",), seed=0)
     assert first["files"]["train.jsonl"]["sha256"] != second["files"]["train.jsonl"]["sha256"]
     assert {p["meta"]["failure"] for p in read_records(out / "train.jsonl")} == {"wrong_field"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs"]  # no staging folder left
@@ -92,9 +80,9 @@ def test_write_pairs_replaces_the_folder_whole(corpus: Path, tmp_path: Path) -> 
     [("", "rejected"), (None, "rejected"), ("SAME", "same as the chosen")],
 )
 def test_data_check_names_the_line_and_field_of_a_bad_rejected_answer(
-    corpus: Path, tmp_path: Path, rejected: str | None, problem: str
+    pair_corpus: Path, tmp_path: Path, rejected: str | None, problem: str
 ) -> None:
-    records = read_records(corpus / "val.jsonl")[:3]
+    records = read_records(pair_corpus / "val.jsonl")[:3]
     bad = {**records[1], "rejected": records[1]["messages"][-1]["content"] if rejected == "SAME" else rejected}
     path = tmp_path / "pairs.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in [records[0], bad, records[2]]))
@@ -131,10 +119,10 @@ def test_import_preference_reads_the_usual_chosen_rejected_forms(tmp_path: Path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_a_rejected_answer_over_the_token_limit_gives_way_to_another_failure(corpus: Path) -> None:
+def test_a_rejected_answer_over_the_token_limit_gives_way_to_another_failure(pair_corpus: Path) -> None:
     from shoptune.data.build import TokenLimit
 
-    records = read_records(corpus / "train.jsonl")
+    records = read_records(pair_corpus / "train.jsonl")
     limit = TokenLimit(model="characters", max_tokens=120, count=lambda messages: len(messages[-1]["content"]))
     unlimited = make_pairs(records, seed=0)
     limited = make_pairs(records, seed=0, limit=limit)
