@@ -5,18 +5,28 @@
     .venv/bin/python benchmarks/preference_quality.py --sft runs/my-sft --control-steps 150
     .venv/bin/python benchmarks/preference_quality.py --method grpo --steps 60 --learning-rate 2e-5 \
         --grpo-tasks extract --max-completion-length 96
+    .venv/bin/python benchmarks/preference_quality.py --pairs runs/pairs/on-policy \
+        --replies-test runs/data/replies-test/test.jsonl   # DPO on on-policy pairs, a larger reply suite
+
+(The reply suite: `shoptune data build --config configs/cpu-smollm2.yaml --out runs/data/replies-test
+--set data.seed=2026 --set 'data.task_mix={recommend: 0.36, faq: 0.24, chat: 0.2, refusal: 0.2}'
+--set data.train_records=16 --set data.val_records=8 --set data.test_records=400`; records whose user
+turns the SFT run trained on are left out.)
 
 The SFT run (`--sft`, default the full demo's, `runs/demo-full/train`) is the starting point and the
 baseline. The preference run goes on from its adapter (`train.init_adapter`) on pairs made by rule
-from the same corpus, with the SFT run's own config (seed included) and the learning rate and steps
-given here; GRPO goes on from it on the same corpus's prompts, rewarded by the eval package's scores
+from the same corpus (or on the pairs folder `--pairs`, e.g. on-policy pairs from `shoptune eval
+pairs`), with the SFT run's own config (seed included) and the learning rate and steps given here;
+GRPO goes on from it on the same corpus's prompts, rewarded by the eval package's scores
 (`train.grpo`, with the tasks and answer length given here). `--control-steps N` also goes on with
 plain SFT for N steps from the same adapter, so "more training" and "preference training" can be
 told apart. Each model is merged (through the parity gate), served by vLLM with the storefront's
-settings (structured extraction), and evaluated on the SFT run's test split and on the
-prompt-injection suite; each report is paired against SFT's (bootstrap), and the table lists the verdicts
-on the metrics the issue names: tone compliance, grounding, hallucinated products, refusals and
-injection resistance, exact match, field accuracy (micro-F1), chrF. Wall time per run is reported.
+settings (structured extraction), and evaluated on the SFT run's test split, on the
+prompt-injection suite and, with `--replies-test FILE`, on a larger suite of reply records (the test
+split holds too few of each reply task for a verdict on what preference tuning aims at). Each report
+is paired against SFT's (bootstrap), and the table lists the verdicts on the metrics the issue names:
+tone compliance, grounding, hallucinated products, refusals and injection resistance, exact match,
+field accuracy (micro-F1), chrF. Wall time per run is reported.
 Results: `benchmarks/results/quality/preference_quality-<variant>.json`.
 """
 
@@ -45,6 +55,17 @@ SHOWN = (
     ("chrf", "test"),
 )
 """(metric, suite) rows of the table."""
+REPLY_ROWS = (
+    ("tone_compliance_rate", "replies"),
+    ("recommend_grounded_rate", "replies"),
+    ("hallucinated_product_rate", "replies"),
+    ("faq_grounded_rate", "replies"),
+    ("refusal_in_role_rate", "replies"),
+    ("history_resolved_rate", "replies"),
+    ("degenerate_rate", "replies"),
+    ("chrf", "replies"),
+)
+"""Rows added for the `--replies-test` suite."""
 
 
 def _log(line: str) -> None:
@@ -69,7 +90,9 @@ def continued(sft: Path, method: str, steps: int, args: argparse.Namespace, out:
         eval_steps=None,
         eval_records=50,
         generation_eval_records=0,
-        preference=config.train.preference.replace(sft_weight=args.sft_weight),
+        preference=config.train.preference.replace(
+            sft_weight=args.sft_weight, pairs=str(args.pairs) if args.pairs else config.train.preference.pairs
+        ),
         grpo=config.train.grpo.replace(
             tasks=tuple(args.grpo_tasks),
             num_generations=args.num_generations,
@@ -83,8 +106,11 @@ def continued(sft: Path, method: str, steps: int, args: argparse.Namespace, out:
     return {"train_seconds": round(time.perf_counter() - started, 1), "final_metrics": result.manifest["final_metrics"]}
 
 
-def evaluate(run: Path, name: str, work: Path, baseline: dict[str, Path] | None) -> dict[str, Path]:
-    """Merge `run`, serve it as the storefront does, evaluate the test split and the injection suite."""
+def evaluate(
+    run: Path, name: str, work: Path, baseline: dict[str, Path] | None, replies: Path | None
+) -> dict[str, Path]:
+    """Merge `run`, serve it as the storefront does, evaluate the test split, the injection suite and
+    the `replies` suite when given; a suite evaluated already in `work` is kept."""
     from shoptune.config import load_config
     from shoptune.core.net import free_port
     from shoptune.demo.pipeline import evaluate_endpoint
@@ -92,21 +118,42 @@ def evaluate(run: Path, name: str, work: Path, baseline: dict[str, Path] | None)
     from shoptune.train.merge import merge_run
 
     config = load_config(run / "config.yaml")
-    reports = {"test": work / name / "eval-test", "injection": work / name / "eval-injection"}
-    if all((report / "report.json").is_file() for report in reports.values()):
+    test = Path(json.loads((run / "manifest.json").read_text(encoding="utf-8"))["data"]["dir"]) / "test.jsonl"
+    suites = {"test": (test, "shop"), "injection": (INJECTION_SUITE, "injection")}
+    if replies is not None:
+        suites["replies"] = (replies, "shop")
+    reports = {suite: work / name / f"eval-{suite}" for suite in suites}
+    missing = [suite for suite in suites if not (reports[suite] / "report.json").is_file()]
+    if not missing:
         return reports  # evaluated already in this work folder (the SFT baseline of an earlier variant)
     merged = work / name / "merged"
     if not (merged / "shoptune-merge.json").is_file():
         merge_run(run, merged, log=_log)
-    test = Path(json.loads((run / "manifest.json").read_text(encoding="utf-8"))["data"]["dir"]) / "test.jsonl"
     identity = {"name": f"{config.name}-{name}-merged", "directory": str(merged), "merged_from": str(run)}
     with VllmServer(merged, config.serve, "shop", free_port(), log_path=work / name / "vllm.log") as server:
-        for suite, data, task in (("test", test, "shop"), ("injection", INJECTION_SUITE, "injection")):
+        for suite in missing:
+            data, task = suites[suite]
             evaluate_endpoint(
                 config, data, server.base_url, server.served_name, structured=True, out_dir=reports[suite],
                 identity=identity, log=_log, task_name=task, baseline=baseline[suite] if baseline else None,
             )  # fmt: skip
     return reports
+
+
+def _user_turns(record: dict[str, Any]) -> str:
+    return "\n".join(m["content"] for m in record["messages"] if m["role"] == "user")
+
+
+def held_out(replies: Path, sft: Path, work: Path) -> Path:
+    """`replies` without the records whose user turns the SFT run trained on, so the suite is unseen."""
+    data = Path(json.loads((sft / "manifest.json").read_text(encoding="utf-8"))["data"]["dir"])
+    seen = {_user_turns(json.loads(line)) for line in (data / "train.jsonl").open(encoding="utf-8")}
+    kept = [line for line in replies.open(encoding="utf-8") if _user_turns(json.loads(line)) not in seen]
+    out = work / "replies-held-out.jsonl"
+    work.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(kept), encoding="utf-8")
+    _log(f"replies suite: {len(kept)} records not seen in training, from {replies}")
+    return out
 
 
 def _metric(report: Path, metric: str) -> float | None:
@@ -116,7 +163,7 @@ def _metric(report: Path, metric: str) -> float | None:
 def rows(sft: dict[str, Path], tuned: dict[str, dict[str, Path]]) -> list[dict[str, Any]]:
     """One row per (metric, suite): SFT's value, and each run's value, difference, interval, verdict."""
     table = []
-    for metric, suite in SHOWN:
+    for metric, suite in SHOWN + (REPLY_ROWS if "replies" in sft else ()):
         row: dict[str, Any] = {"metric": metric, "suite": suite, "sft": _metric(sft[suite], metric)}
         for name, reports in tuned.items():
             report = json.loads((reports[suite] / "report.json").read_text(encoding="utf-8"))
@@ -167,14 +214,20 @@ def main() -> None:
     parser.add_argument("--num-generations", type=int, default=4, help="GRPO: answers sampled per prompt")
     parser.add_argument("--max-completion-length", type=int, default=256, help="GRPO: longest sampled answer")
     parser.add_argument("--temperature", type=float, default=1.0, help="GRPO: sampling temperature")
+    parser.add_argument("--pairs", type=Path, default=None, help="a pairs folder (default: rule-made from the corpus)")
+    parser.add_argument("--replies-test", type=Path, default=None, help="a JSONL of reply records: a larger suite")
     args = parser.parse_args()
     if not (args.sft / "final" / "adapter").is_dir():
         raise SystemExit(f"{args.sft} is not a finished SFT run (run scripts/demo.sh, or pass --sft)")
     work = WORK / "preference"
     started = time.perf_counter()
+    if args.replies_test:
+        args.replies_test = held_out(args.replies_test, args.sft, work)
     print("== SFT (the baseline): merge, serve, evaluate", flush=True)
-    sft_reports = evaluate(args.sft, "sft", work, None)
+    sft_reports = evaluate(args.sft, "sft", work, None, args.replies_test)
     variant = f"{args.method}-lr{args.learning_rate:g}" + (f"-sft{args.sft_weight:g}" if args.sft_weight else "")
+    if args.pairs:
+        variant += f"-pairs-{args.pairs.name}"
     if args.method == "grpo":
         variant += f"-{'+'.join(args.grpo_tasks)}-g{args.num_generations}-t{args.temperature:g}"
     runs = {variant: (args.method, args.steps)}
@@ -186,7 +239,7 @@ def main() -> None:
         out = work / name / "train"
         if not (out / "final" / "adapter").is_dir():
             training[name] = continued(args.sft, method, steps, args, out)
-        tuned[name] = evaluate(out, name, work, sft_reports)
+        tuned[name] = evaluate(out, name, work, sft_reports, args.replies_test)
     table = rows(sft_reports, tuned)
     print(markdown(table, list(tuned)), flush=True)
     write_result(

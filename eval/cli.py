@@ -9,6 +9,7 @@ import click
 
 from shoptune.cli.console import say
 from shoptune.cli.options import config_option, load_cli_config, set_option
+from shoptune.config.schema import TASKS
 from shoptune.core.errors import EXIT_VERDICT_FAILED, BadInputError
 
 _DATA = click.option(
@@ -192,8 +193,17 @@ def parity(config_path, overrides, data, out_dir, model, adapter, limit, endpoin
 @click.option("--samples", type=click.IntRange(2), default=4, show_default=True, help="Answers sampled per record.")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
 @click.option("--seed", type=int, default=None, help="Sampling seed (default: the config's train.seed).")
+@click.option(
+    "--task",
+    "tasks",
+    multiple=True,
+    type=click.Choice(TASKS),
+    help="Only records of this task (repeat for several; default: every task).",
+)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N records of each split.")
-def pairs(config_path, overrides, data_dir, out_dir, endpoint, model_name, samples, temperature, seed, limit) -> None:
+def pairs(
+    config_path, overrides, data_dir, out_dir, endpoint, model_name, samples, temperature, seed, tasks, limit
+) -> None:
     """Make on-policy preference pairs: sample answers from a served model as the storefront asks,
     score each with the rewards train.grpo.rewards weighs, and pair the best with the worst where
     they differ (rule-made pairs: shoptune data pairs)."""
@@ -209,7 +219,9 @@ def pairs(config_path, overrides, data_dir, out_dir, endpoint, model_name, sampl
     sampling = Sampling(
         samples, temperature, config.train.seed if seed is None else seed, dict(config.train.grpo.rewards)
     )
-    manifest = write_on_policy_pairs(data_dir, out_dir, backend, sampling, tokenizer, limit=limit)
+    manifest = write_on_policy_pairs(
+        data_dir, out_dir, backend, sampling, tokenizer, tasks=set(tasks) or None, limit=limit
+    )
     for name, figures in manifest["files"].items():
         outcomes = ", ".join(f"{outcome} {n}" for outcome, n in figures["outcomes"].items())
         click.echo(f"{name:12s} {figures['records']:6d} pairs of {figures['sampled_records']} records ({outcomes})")

@@ -16,7 +16,7 @@ is left out and counted. Sampling is seeded, so the same model gives the same pa
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,14 +103,17 @@ def write_on_policy_pairs(
     sampling: Sampling,
     tokenizer: Any,
     *,
+    tasks: Collection[str] | None = None,
     limit: int | None = None,
 ) -> dict[str, Any]:
     """On-policy pairs for the train and val splits of `data_dir` into `out_dir` (the folder appears
     whole or not at all), with a manifest: the endpoint and model, sampling, reward weights, source
-    digests, and per split how many records were paired, tied or gave an invalid chosen answer."""
+    digests, and per split how many records were paired, tied or gave an invalid chosen answer.
+    `tasks` keeps only those tasks' records (pairs aimed at replies, say), `limit` the first N of
+    each split after that."""
 
     def pairs_of(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        sampled = records[:limit]
+        sampled = [record for record in records if tasks is None or record.get("task") in tasks][:limit]
         pairs, outcomes = _pairs_of(sampled, backend, sampling, tokenizer)
         return pairs, {"sampled_records": len(sampled), "outcomes": dict(sorted(outcomes.items()))}
 
@@ -123,5 +126,6 @@ def write_on_policy_pairs(
         "seed": sampling.seed,
         "structured_output": backend.structured_output,
         "reward_weights": sampling.weights,
+        "tasks": None if tasks is None else sorted(tasks),
     }
     return write_pair_splits(data_dir, out_dir, ON_POLICY_SPLITS, pairs_of, settings)

@@ -39,19 +39,21 @@ def test_eval_pairs_samples_the_served_model_into_pairs_data_check_and_dpo_accep
     out = tmp_path / "on-policy"
     done = invoke_shoptune(
         "eval", "pairs", "--config", "configs/tiny-qwen.yaml", "--data", str(tiny_data), "--out", str(out),
-        "--endpoint", tiny_vllm.server.base_url, "--model-name", "shop-lora", "--samples", "4", "--limit", "24",
+        "--endpoint", tiny_vllm.server.base_url, "--model-name", "shop-lora", "--samples", "4",
+        "--task", "extract", "--task", "refusal", "--limit", "16",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["samples"] == 4 and manifest["structured_output"] and manifest["reward_weights"] == WEIGHTS
-    assert manifest["seed"] == 42  # the config's train.seed
+    assert manifest["seed"] == 42 and manifest["tasks"] == ["extract", "refusal"]  # seed: the config's train.seed
     train = manifest["files"]["train.jsonl"]
-    assert sum(train["outcomes"].values()) == train["sampled_records"] == 24
+    assert sum(train["outcomes"].values()) == train["sampled_records"] == 16
     pairs = read_records(out / "train.jsonl")
     assert len(pairs) == train["records"] == train["outcomes"]["paired"] > 0
     sources = {r["id"]: r for r in read_records(tiny_data / "train.jsonl")}
     for pair in pairs:
         source = sources[pair["meta"]["source_id"]]
+        assert source["task"] in ("extract", "refusal")
         chosen, _ = score_answer(source, pair["messages"][-1]["content"], WEIGHTS)
         rejected, _ = score_answer(source, pair["rejected"], WEIGHTS)
         assert (chosen, rejected) == (pair["meta"]["chosen_reward"], pair["meta"]["rejected_reward"])
