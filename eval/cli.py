@@ -208,20 +208,19 @@ def pairs(
     score each with the rewards train.grpo.rewards weighs, and pair the best with the worst where
     they differ (rule-made pairs: shoptune data pairs)."""
     from shoptune.eval.backends import EndpointBackend
-    from shoptune.eval.onpolicy import Sampling, write_on_policy_pairs
+    from shoptune.eval.onpolicy import Sampling, TrainingForm, write_on_policy_pairs
     from shoptune.models import resolve_config_model
     from shoptune.models.loading import load_tokenizer
 
     config = load_cli_config(config_path, overrides)
     api_key = os.environ.get(config.serve.api_key_env, "")
     backend = EndpointBackend.as_served(config, endpoint, model_name, structured=True, api_key=api_key)
-    tokenizer = load_tokenizer(resolve_config_model(config.model, log=say))  # pairs must render as training does
+    tokenizer = load_tokenizer(resolve_config_model(config.model, log=say))
+    form = TrainingForm(tokenizer, config.train.max_length)  # pairs must render as training does
     sampling = Sampling(
         samples, temperature, config.train.seed if seed is None else seed, dict(config.train.grpo.rewards)
     )
-    manifest = write_on_policy_pairs(
-        data_dir, out_dir, backend, sampling, tokenizer, tasks=set(tasks) or None, limit=limit
-    )
+    manifest = write_on_policy_pairs(data_dir, out_dir, backend, sampling, form, tasks=set(tasks) or None, limit=limit)
     for name, figures in manifest["files"].items():
         outcomes = ", ".join(f"{outcome} {n}" for outcome, n in figures["outcomes"].items())
         click.echo(f"{name:12s} {figures['records']:6d} pairs of {figures['sampled_records']} records ({outcomes})")

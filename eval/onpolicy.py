@@ -9,8 +9,9 @@ the rewards GRPO trains with (`train.grpo.rewards`, eval/rewards.py), and the be
 becomes the chosen one and the worst the rejected one, where their scores differ. So the pairs
 are the model's own failures next to its own successes, not rule-made ones. A pair whose chosen
 answer the record format refuses (an extraction answer that is not schema-valid JSON), or with an
-answer training cannot render (its first characters merge with the chat template's last token),
-is left out and counted. Sampling is seeded, so the same model gives the same pairs.
+answer training cannot render (its first characters merge with the chat template's last token) or
+that does not fit `train.max_length` (a sampled reply can be longer than the reference), is left out
+and counted. Sampling is seeded, so the same model gives the same pairs.
 """
 
 from __future__ import annotations
@@ -55,16 +56,26 @@ def on_policy_pair(record: dict[str, Any], answers: Sequence[str], weights: dict
     return {**record, "id": f"{record['id']}~{ON_POLICY}", "messages": messages, "rejected": worst[1], "meta": meta}
 
 
-def trainable(pair: dict[str, Any], tokenizer: Any) -> bool:
-    """Both answers of `pair` render for training under the model's chat template, in the form
-    training puts them (the preference trainer refuses a pair that does not)."""
-    for answer in (pair["messages"][-1]["content"], pair["rejected"]):
-        messages = [*pair["messages"][:-1], {"role": "assistant", "content": answer}]
-        try:
-            render_record(tokenizer, in_the_one_form({**pair, "messages": messages})["messages"])
-        except RenderError:
-            return False
-    return True
+@dataclass(frozen=True)
+class TrainingForm:
+    """How training will render a pair: the model's tokenizer and `train.max_length`."""
+
+    tokenizer: Any
+    max_length: int
+
+    def refusal(self, pair: dict[str, Any]) -> str | None:
+        """Why the preference trainer would refuse `pair`, as an outcome name, or None: "untrainable"
+        (an answer does not render in the form training puts it under the chat template) or "too
+        long" (over `max_length` tokens with either answer; records are never truncated)."""
+        for answer in (pair["messages"][-1]["content"], pair["rejected"]):
+            messages = [*pair["messages"][:-1], {"role": "assistant", "content": answer}]
+            try:
+                rendered = render_record(self.tokenizer, in_the_one_form({**pair, "messages": messages})["messages"])
+            except RenderError:
+                return "untrainable"
+            if len(rendered.input_ids) > self.max_length:
+                return "too long"
+        return None
 
 
 @dataclass(frozen=True)
@@ -76,10 +87,10 @@ class Sampling:
 
 
 def _pairs_of(
-    records: Sequence[dict[str, Any]], backend: EndpointBackend, sampling: Sampling, tokenizer: Any
+    records: Sequence[dict[str, Any]], backend: EndpointBackend, sampling: Sampling, form: TrainingForm
 ) -> tuple[list[dict[str, Any]], Counter]:
     """The on-policy pairs of `records`, and why the others gave none ("tied", "invalid chosen",
-    "untrainable")."""
+    "untrainable", "too long")."""
     validator = RecordValidator(resources.schemas())
 
     def pair(record: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
@@ -89,7 +100,8 @@ def _pairs_of(
             return None, "tied"
         if validator.problems(made):
             return None, "invalid chosen"
-        return (made, "paired") if trainable(made, tokenizer) else (None, "untrainable")
+        refusal = form.refusal(made)
+        return (None, refusal) if refusal else (made, "paired")
 
     with ThreadPoolExecutor(max_workers=backend.concurrency) as pool:
         outcomes = list(pool.map(pair, records))
@@ -101,7 +113,7 @@ def write_on_policy_pairs(
     out_dir: Path,
     backend: EndpointBackend,
     sampling: Sampling,
-    tokenizer: Any,
+    form: TrainingForm,
     *,
     tasks: Collection[str] | None = None,
     limit: int | None = None,
@@ -114,7 +126,7 @@ def write_on_policy_pairs(
 
     def pairs_of(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         sampled = [record for record in records if tasks is None or record.get("task") in tasks][:limit]
-        pairs, outcomes = _pairs_of(sampled, backend, sampling, tokenizer)
+        pairs, outcomes = _pairs_of(sampled, backend, sampling, form)
         return pairs, {"sampled_records": len(sampled), "outcomes": dict(sorted(outcomes.items()))}
 
     settings = {

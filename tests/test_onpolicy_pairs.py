@@ -11,8 +11,9 @@ from conftest import invoke_shoptune
 
 from shoptune.config import load_config
 from shoptune.core.paths import CONFIGS_DIR
-from shoptune.eval.onpolicy import on_policy_pair
+from shoptune.eval.onpolicy import TrainingForm, on_policy_pair
 from shoptune.eval.rewards import score_answer
+from shoptune.models.loading import load_tokenizer
 from shoptune.shop.reading import read_records
 
 WEIGHTS = dict(load_config(CONFIGS_DIR / "tiny-qwen.yaml").train.grpo.rewards)
@@ -31,6 +32,16 @@ def test_the_best_answer_is_chosen_and_the_worst_rejected(tiny_data: Path) -> No
     assert pair["messages"][:-1] == record["messages"][:-1] and pair["meta"]["reference"] == gold
     assert pair["meta"]["chosen_reward"] > pair["meta"]["rejected_reward"]
     assert on_policy_pair(record, [nulls, nulls], WEIGHTS) is None  # nothing to prefer
+
+
+def test_a_pair_training_would_refuse_is_named(tiny_data: Path, tiny_qwen_dir: Path) -> None:
+    record = next(r for r in read_records(tiny_data / "train.jsonl") if r["task"] == "recommend")
+    answer = record["messages"][-1]["content"]
+    pair = on_policy_pair(record, [answer, "Sorry."], WEIGHTS)
+    form = TrainingForm(load_tokenizer(tiny_qwen_dir), max_length=512)
+    assert form.refusal(pair) is None
+    assert form.refusal({**pair, "rejected": answer + " Happy shopping!" * 200}) == "too long"
+    assert TrainingForm(form.tokenizer, max_length=8).refusal(pair) == "too long"
 
 
 def test_eval_pairs_samples_the_served_model_into_pairs_data_check_and_dpo_accept(

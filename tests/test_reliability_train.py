@@ -25,19 +25,22 @@ from shoptune.core.paths import CONFIGS_DIR, REPO_ROOT
 
 TINY = CONFIGS_DIR / "tiny-qwen.yaml"
 STEPS = 8
+"""Steps of an SFT run here; a DPO or GRPO run takes `SHORT_STEPS` (a step costs 2-4 times as much)
+and is killed half way."""
+SHORT_STEPS = 4
 
 
-def _train_args(out: Path, data: Path, *extra: str) -> list[str]:
+def _train_args(out: Path, data: Path, *extra: str, steps: int = STEPS) -> list[str]:
     return [
         "train", str(TINY), "--out", str(out), "--data", str(data),
-        "--set", "train.save_steps=2", "--set", f"train.max_steps={STEPS}", "--set", "train.eval_steps=null",
+        "--set", "train.save_steps=2", "--set", f"train.max_steps={steps}", "--set", "train.eval_steps=null",
         *extra,
     ]  # fmt: skip
 
 
-def _train_process(out: Path, data: Path, *extra: str) -> subprocess.Popen:
+def _train_process(out: Path, data: Path, *extra: str, steps: int = STEPS) -> subprocess.Popen:
     return subprocess.Popen(
-        [str(SHOPTUNE_BIN), *_train_args(out, data, *extra)],
+        [str(SHOPTUNE_BIN), *_train_args(out, data, *extra, steps=steps)],
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -59,9 +62,9 @@ def _losses(run: Path) -> dict[int, float]:
     return {record["step"]: record["loss"] for record in map(json.loads, lines)}
 
 
-def _assert_same_run(run: Path, reference: Path) -> None:
+def _assert_same_run(run: Path, reference: Path, steps: int = STEPS) -> None:
     expected, got = _losses(reference), _losses(run)
-    assert sorted(got) == sorted(expected) == list(range(1, STEPS + 1))
+    assert sorted(got) == sorted(expected) == list(range(1, steps + 1))
     for step in expected:
         assert got[step] == pytest.approx(expected[step], abs=1e-4), step
     a = load_file(reference / "final/adapter/adapter_model.safetensors")
@@ -127,14 +130,16 @@ def test_three_kills_then_resume_give_the_uninterrupted_adapter(
     )
 
 
-def _straight_and_killed_after_checkpoint_4(tmp_path: Path, data: Path, *extra: str) -> tuple[Path, Path]:
-    """(an uninterrupted run, a run of the same config SIGKILLed once checkpoint 4 is published)."""
+def _straight_and_killed_half_way(tmp_path: Path, data: Path, *extra: str) -> tuple[Path, Path]:
+    """(an uninterrupted run of `SHORT_STEPS`, a run of the same config SIGKILLed once its checkpoint
+    half way is published)."""
     straight = tmp_path / "straight"
-    done = invoke_shoptune(*_train_args(straight, data, *extra))
+    done = invoke_shoptune(*_train_args(straight, data, *extra, steps=SHORT_STEPS))
     assert done.returncode == 0, done.stderr
     run = tmp_path / "killed"
-    process = _train_process(run, data, *extra)
-    _wait_until(lambda: (run / "checkpoints" / "step-000004").is_dir(), process, "checkpoint 4")
+    process = _train_process(run, data, *extra, steps=SHORT_STEPS)
+    half_way = run / "checkpoints" / f"step-{SHORT_STEPS // 2:06d}"
+    _wait_until(half_way.is_dir, process, f"checkpoint {SHORT_STEPS // 2}")
     _kill(process)
     return straight, run
 
@@ -142,16 +147,16 @@ def _straight_and_killed_after_checkpoint_4(tmp_path: Path, data: Path, *extra: 
 def test_a_killed_dpo_run_resumes_to_the_uninterrupted_adapter(tmp_path: Path, tiny_data: Path, ledger) -> None:
     """DPO keeps its rule-made pairs in the run folder: a resume trains on the very same pairs."""
     dpo = ("--set", "train.method=dpo")
-    straight, run = _straight_and_killed_after_checkpoint_4(tmp_path, tiny_data, *dpo)
+    straight, run = _straight_and_killed_half_way(tmp_path, tiny_data, *dpo)
     pairs = (run / "pairs" / "train.jsonl").read_bytes()
-    done = invoke_shoptune(*_train_args(run, tiny_data, *dpo, "--resume"))
+    done = invoke_shoptune(*_train_args(run, tiny_data, *dpo, "--resume", steps=SHORT_STEPS))
     assert done.returncode == 0, done.stderr
     assert "resuming from" in done.stderr and "made preference pairs" not in done.stderr
     assert (run / "pairs" / "train.jsonl").read_bytes() == pairs == (straight / "pairs" / "train.jsonl").read_bytes()
-    _assert_same_run(run, straight)
+    _assert_same_run(run, straight, SHORT_STEPS)
     ledger(
         "training faults",
-        "SIGKILL of a DPO run after checkpoint 4; then --resume",
+        f"SIGKILL of a DPO run after checkpoint {SHORT_STEPS // 2} of {SHORT_STEPS}; then --resume",
         1,
         "same per-step losses (1e-4) and adapter (max diff < 1e-5) as an uninterrupted DPO run",
     )
@@ -166,16 +171,16 @@ def test_a_killed_grpo_run_resumes_to_the_uninterrupted_adapter(tmp_path: Path, 
     """GRPO samples its answers: a resume restores the random state with the checkpoint, so it
     samples the very answers the uninterrupted run sampled (same rewards step by step)."""
     grpo = ("--set", "train.method=grpo", "--set", "train.grpo.max_completion_length=24")
-    straight, run = _straight_and_killed_after_checkpoint_4(tmp_path, tiny_data, *grpo)
-    done = invoke_shoptune(*_train_args(run, tiny_data, *grpo, "--resume"))
+    straight, run = _straight_and_killed_half_way(tmp_path, tiny_data, *grpo)
+    done = invoke_shoptune(*_train_args(run, tiny_data, *grpo, "--resume", steps=SHORT_STEPS))
     assert done.returncode == 0, done.stderr
     assert "resuming from" in done.stderr
     assert _rewards(run) == pytest.approx(_rewards(straight), abs=1e-6)
     assert len(set(_rewards(straight).values())) > 1  # the answers differ from step to step: a real check
-    _assert_same_run(run, straight)
+    _assert_same_run(run, straight, SHORT_STEPS)
     ledger(
         "training faults",
-        "SIGKILL of a GRPO run after checkpoint 4; then --resume",
+        f"SIGKILL of a GRPO run after checkpoint {SHORT_STEPS // 2} of {SHORT_STEPS}; then --resume",
         1,
         "same per-step rewards (sampled answers), losses (1e-4) and adapter (max diff < 1e-5) "
         "as an uninterrupted GRPO run",
