@@ -239,6 +239,9 @@ def main() -> None:
         out = work / name / "train"
         if not (out / "final" / "adapter").is_dir():
             training[name] = continued(args.sft, method, steps, args, out)
+        else:  # trained by an earlier invocation into this work folder: its manifest has the figures
+            manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+            training[name] = {"trained_earlier": True, "final_metrics": manifest["final_metrics"]}
         tuned[name] = evaluate(out, name, work, sft_reports, args.replies_test)
     table = rows(sft_reports, tuned)
     print(markdown(table, list(tuned)), flush=True)
@@ -246,7 +249,7 @@ def main() -> None:
         f"quality/preference_quality-{variant}",
         {
             "sft_run": str(args.sft),
-            "settings": {"runs": runs, **vars(args), "sft": str(args.sft)},
+            "settings": {"runs": runs, **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}},
             "training": training,
             "table": table,
             "markdown": markdown(table, list(tuned)),
