@@ -11,7 +11,8 @@ are the model's own failures next to its own successes, not rule-made ones. A pa
 answer the record format refuses (an extraction answer that is not schema-valid JSON), or with an
 answer training cannot render (its first characters merge with the chat template's last token) or
 that does not fit `train.max_length` (a sampled reply can be longer than the reference), is left out
-and counted. Sampling is seeded, so the same model gives the same pairs.
+and counted. Sampling is seeded per request, so the same model gives the same pairs up to what the
+server's batching of concurrent requests changes (2 of 500 records' outcomes, between two runs on CPU).
 """
 
 from __future__ import annotations
