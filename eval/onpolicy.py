@@ -29,8 +29,7 @@ from shoptune.eval.backends import EndpointBackend
 from shoptune.eval.rewards import score_answer
 from shoptune.shop import resources
 from shoptune.shop.records import RecordValidator
-from shoptune.shop.render import RenderError, render_record
-from shoptune.shop.structured import in_the_one_form
+from shoptune.shop.render import RenderError, render_pair
 
 ON_POLICY = "on_policy"
 ON_POLICY_SPLITS = ("train", "val")
@@ -68,15 +67,11 @@ class TrainingForm:
         """Why the preference trainer would refuse `pair`, as an outcome name, or None: "untrainable"
         (an answer does not render in the form training puts it under the chat template) or "too
         long" (over `max_length` tokens with either answer; records are never truncated)."""
-        for answer in (pair["messages"][-1]["content"], pair["rejected"]):
-            messages = [*pair["messages"][:-1], {"role": "assistant", "content": answer}]
-            try:
-                rendered = render_record(self.tokenizer, in_the_one_form({**pair, "messages": messages})["messages"])
-            except RenderError:
-                return "untrainable"
-            if len(rendered.input_ids) > self.max_length:
-                return "too long"
-        return None
+        try:
+            rendered = render_pair(self.tokenizer, pair)
+        except RenderError:
+            return "untrainable"
+        return "too long" if rendered.longest > self.max_length else None
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,7 @@ from typing import Any
 from shoptune.config import ShoptuneConfig
 from shoptune.core.errors import BadInputError
 from shoptune.shop.reading import read_records
-from shoptune.shop.render import RenderError, render_record
-from shoptune.shop.structured import in_the_one_form
+from shoptune.shop.render import RenderError, render_pair
 from shoptune.train.dataset import TrainingRows, require_trainable
 
 
@@ -66,16 +65,6 @@ def preference_pairs(config: ShoptuneConfig, data_dir: Path, run_root: Path, tok
     return folder
 
 
-def _as_answer(record: dict[str, Any], content: str) -> dict[str, str]:
-    """The last message of `record` with `content`, in the one form for an extraction answer."""
-    messages = [*record["messages"][:-1], {"role": "assistant", "content": content}]
-    return in_the_one_form({**record, "messages": messages})["messages"][-1]
-
-
-def _message(message: dict[str, Any]) -> dict[str, str]:
-    return {"role": message["role"], "content": message["content"]}
-
-
 def preference_rows(path: Path, tokenizer: Any, max_length: int) -> TrainingRows:
     """One conversational row (prompt, chosen, rejected) per preference record of `path`; every record
     without a rejected answer, or over `max_length` tokens with either answer, listed in one error."""
@@ -86,23 +75,20 @@ def preference_rows(path: Path, tokenizer: Any, max_length: int) -> TrainingRows
         if "rejected" not in record:
             problems.append(f"{where}: no `rejected` answer (make preference records with shoptune data pairs)")
             continue
-        prompt = [_message(m) for m in record["messages"][:-1]]
-        answers = [_as_answer(record, record["messages"][-1]["content"]), _as_answer(record, record["rejected"])]
         try:
-            rendered = [render_record(tokenizer, [*prompt, answer]) for answer in answers]
+            pair = render_pair(tokenizer, record)
         except RenderError as exc:
             problems.append(f"{where}: {exc}")
             continue
-        longest = max(len(r.input_ids) for r in rendered)
-        if longest > max_length:
+        if pair.longest > max_length:
             problems.append(
-                f"{where}: {longest} tokens with its longer answer, over train.max_length={max_length} "
+                f"{where}: {pair.longest} tokens with its longer answer, over train.max_length={max_length} "
                 "(records are never truncated; raise the limit or rebuild the data with data.max_tokens)"
             )
             continue
-        rows.append({"prompt": prompt, "chosen": [answers[0]], "rejected": [answers[1]]})
-        tokens += sum(len(r.input_ids) for r in rendered)
-        trainable += sum(r.trainable_tokens for r in rendered)
+        rows.append({"prompt": pair.prompt, "chosen": [pair.answers[0]], "rejected": [pair.answers[1]]})
+        tokens += sum(len(r.input_ids) for r in pair.rendered)
+        trainable += sum(r.trainable_tokens for r in pair.rendered)
     require_trainable(path, problems)
     return TrainingRows(rows, tokens, trainable)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shoptune.core.errors import BadInputError
+from shoptune.shop.structured import in_the_one_form
 
 
 class RenderError(BadInputError):
@@ -88,3 +89,32 @@ def marked_text(rendered: RenderedRecord, start_mark: str = "«", end_mark: str 
         cursor = end
     pieces.append(rendered.text[cursor:])
     return "".join(pieces)
+
+
+@dataclass(frozen=True)
+class RenderedPair:
+    """A preference record as preference training takes it: the prompt, both answers (chosen, then
+    rejected; an extraction answer in the one form) and each rendered after the prompt."""
+
+    prompt: list[dict[str, str]]
+    answers: tuple[dict[str, str], dict[str, str]]
+    rendered: tuple[RenderedRecord, RenderedRecord]
+
+    @property
+    def longest(self) -> int:
+        """Tokens of the conversation with the longer answer."""
+        return max(len(r.input_ids) for r in self.rendered)
+
+
+def render_pair(tokenizer: Any, record: dict[str, Any]) -> RenderedPair:
+    """Render `record`'s chosen answer (its last message) and its `rejected` one as training will;
+    RenderError where either does not render."""
+
+    def as_answer(content: str) -> dict[str, str]:
+        messages = [*record["messages"][:-1], {"role": "assistant", "content": content}]
+        return in_the_one_form({**record, "messages": messages})["messages"][-1]
+
+    prompt = [{"role": m["role"], "content": m["content"]} for m in record["messages"][:-1]]
+    answers = (as_answer(record["messages"][-1]["content"]), as_answer(record["rejected"]))
+    rendered = (render_record(tokenizer, [*prompt, answers[0]]), render_record(tokenizer, [*prompt, answers[1]]))
+    return RenderedPair(prompt, answers, rendered)
