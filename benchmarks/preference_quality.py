@@ -179,8 +179,10 @@ def rows(sft: dict[str, Path], tuned: dict[str, dict[str, Path]]) -> list[dict[s
     return table
 
 
-def markdown(table: list[dict[str, Any]], names: list[str]) -> str:
-    head = "| metric (suite) | SFT | " + " | ".join(f"SFT + {n} (difference [95% CI], verdict)" for n in names) + " |"
+def markdown(table: list[dict[str, Any]], names: list[str], baseline: str = "SFT", prefix: str = "SFT + ") -> str:
+    """The table in Markdown: `baseline`'s column, then each run's (headed `prefix` + its name)."""
+    runs = " | ".join(f"{prefix}{n} (difference [95% CI], verdict)" for n in names)
+    head = f"| metric (suite) | {baseline} | {runs} |"
     lines = [head, "|---|---|" + "---|" * len(names)]
     for row in table:
         cells = []

@@ -122,14 +122,19 @@ def evaluate_endpoint(
     log: Log,
     task_name: str = "shop",
     baseline: Path | None = None,
+    extraction_model_name: str | None = None,
 ) -> dict[str, Any]:
+    """Evaluate `data` through the endpoint as the storefront asks it (`extraction_model_name`
+    answers the extraction records where one adapter per task is served) into `out_dir`."""
     from shoptune.eval.backends import EndpointBackend
     from shoptune.eval.metrics.reported import SUMMARY
     from shoptune.eval.runner import EvalJob, run_evaluation
     from shoptune.eval.tasks import load_task
 
     job = EvalJob.select(config, load_task(task_name), data, out_dir, baseline=baseline)
-    backend = EndpointBackend.as_served(config, base_url, model_name, structured=structured)
+    backend = EndpointBackend.as_served(
+        config, base_url, model_name, structured=structured, extraction_model_name=extraction_model_name
+    )
     report = run_evaluation(job, backend, identity, structured=structured, log=log)
     metrics = report["metrics"]
     shown = [k for k in SUMMARY if k in metrics]

@@ -143,12 +143,15 @@ class EndpointBackend:
         structured_output: bool,
         timeout_s: float = 300.0,
         client: Any | None = None,
+        extraction_model_name: str | None = None,
     ) -> None:
-        """`client` replaces the OpenAI client built from `base_url` (a test's fake)."""
+        """`client` replaces the OpenAI client built from `base_url` (a test's fake);
+        `extraction_model_name` answers the extraction records where it is not `model_name`."""
         from openai import OpenAI
 
         self.client = client or OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=2)
         self.model_name = model_name
+        self.extraction_model_name = extraction_model_name or model_name
         self.concurrency = concurrency
         self.reply = reply
         """Sampling arguments of a reply: the storefront's (`serve.decoding.reply_request`)."""
@@ -157,7 +160,14 @@ class EndpointBackend:
 
     @classmethod
     def as_served(
-        cls, config: ShoptuneConfig, base_url: str, model_name: str, *, structured: bool, api_key: str = ""
+        cls,
+        config: ShoptuneConfig,
+        base_url: str,
+        model_name: str,
+        *,
+        structured: bool,
+        api_key: str = "",
+        extraction_model_name: str | None = None,
     ) -> EndpointBackend:
         """A backend that asks `base_url` as the storefront does: the config's reply sampling
         (`serve`) and the evaluation's concurrency (`eval`)."""
@@ -169,6 +179,7 @@ class EndpointBackend:
             reply=reply_request(config.serve),
             extraction_max_tokens=config.serve.extraction_max_tokens,
             structured_output=structured,
+            extraction_model_name=extraction_model_name,
         )
 
     def _ask(self, record: dict[str, Any], **changes: Any) -> Any:
@@ -177,7 +188,9 @@ class EndpointBackend:
 
         try:
             return self.client.chat.completions.create(
-                model=self.model_name, messages=prompt_messages(record), **{**self.sampling(record), **changes}
+                model=self.extraction_model_name if record["task"] == "extract" else self.model_name,
+                messages=prompt_messages(record),
+                **{**self.sampling(record), **changes},
             )
         except openai.APIConnectionError as exc:
             raise EnvironmentProblem(f"cannot reach the endpoint {self.client.base_url}: {exc}") from exc

@@ -56,6 +56,12 @@ def eval_group() -> None:
 )
 @click.option("--model-name", default=None, help="Model (or LoRA module) name on the endpoint.")
 @click.option(
+    "--extraction-model-name",
+    default=None,
+    help="The name on the endpoint that answers extraction records (default: serve.extraction_model_name, "
+    "else --model-name): one adapter per task.",
+)
+@click.option(
     "--structured/--free-form",
     "structured",
     default=None,
@@ -63,7 +69,19 @@ def eval_group() -> None:
 )
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N records (smoke runs).")
 def run(
-    config_path, overrides, data, out_dir, task_name, baseline, model, adapter, endpoint, model_name, structured, limit
+    config_path,
+    overrides,
+    data,
+    out_dir,
+    task_name,
+    baseline,
+    model,
+    adapter,
+    endpoint,
+    model_name,
+    extraction_model_name,
+    structured,
+    limit,
 ) -> None:
     """Generate answers with a model or an endpoint, then score them into a report."""
     from shoptune.eval.backends import EndpointBackend, TransformersBackend
@@ -82,8 +100,18 @@ def run(
         if not model_name:
             raise BadInputError("--endpoint needs --model-name (the served model or LoRA module name)")
         api_key = os.environ.get(config.serve.api_key_env, "")
-        backend = EndpointBackend.as_served(config, endpoint, model_name, structured=structured, api_key=api_key)
+        extraction_model_name = extraction_model_name or config.serve.extraction_model_name
+        backend = EndpointBackend.as_served(
+            config,
+            endpoint,
+            model_name,
+            structured=structured,
+            api_key=api_key,
+            extraction_model_name=extraction_model_name,
+        )
         identity = {"name": model_name, "endpoint": endpoint}
+        if extraction_model_name:
+            identity["extraction_name"] = extraction_model_name
     else:
         from shoptune.models import resolve_config_model
         from shoptune.models.identity import model_identity

@@ -86,7 +86,7 @@ class Storefront:
         self.settings, self.store, self.llm = settings, store, llm
         self.extractor = Extractor(
             llm,
-            settings.model_name,
+            serve.extraction_model_name or settings.model_name,
             settings.extraction_prompt,
             max_tokens=serve.extraction_max_tokens,
             retries=serve.extraction_retries,

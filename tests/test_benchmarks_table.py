@@ -69,3 +69,11 @@ def test_readme_reply_table_matches_the_quality_results() -> None:
     assert module.table(results) in (REPO_ROOT / "README.md").read_text(encoding="utf-8"), (
         "README's reply table differs from the results: paste `python benchmarks/reply_decoding.py --table`"
     )
+
+
+def test_readme_task_adapter_table_matches_the_quality_result() -> None:
+    result = json.loads((BENCHMARKS / "results" / "quality" / "task_adapters.json").read_text(encoding="utf-8"))
+    assert result["git"]["commit"] and result["training"]["extract"]["steps"] > 0
+    assert result["markdown"] in (REPO_ROOT / "README.md").read_text(encoding="utf-8"), (
+        "README's one-adapter-per-task table differs from benchmarks/results/quality/task_adapters.json"
+    )

@@ -13,6 +13,7 @@ from fake_openai import FakeOpenAI, connection_error, status_error, timeout_erro
 from fastapi.testclient import TestClient
 from own_shops import WARRANTY_CLAIM, shop_with_a_claim_schema
 
+from shoptune.config.schema import ServeConfig
 from shoptune.core.errors import BadInputError, EnvironmentProblem
 from shoptune.eval.backends import EndpointBackend
 from shoptune.serve.app import create_app
@@ -128,6 +129,31 @@ def test_the_endpoint_backend_asks_as_the_storefront_does(tmp_path: Path) -> Non
     assert by_last_message["手机"]["response_format"]["json_schema"]["name"] == "product_query"
     assert by_last_message["手机"]["max_tokens"] == 7
     assert by_last_message["hi"]["max_tokens"] == 9 and "response_format" not in by_last_message["hi"]
+
+
+def test_with_one_adapter_per_task_extractions_ask_the_extraction_adapter(tmp_path: Path) -> None:
+    llm = FakeOpenAI(lambda r: json.dumps(PHONE) if _is_extraction(r) else "好的，亲")
+    settings = StorefrontSettings(
+        model_name="shop", system_prompt="You are the shop.", extraction_prompt="name",
+        serve=ServeConfig(extraction_model_name="extract"),
+    )  # fmt: skip
+    storefront = Storefront(settings, SqliteSessionStore(tmp_path / "s.sqlite3"), llm)
+    storefront.chat("s1", "有没有3000以内的黑色手机")
+    asked = [("extraction" if _is_extraction(r) else "reply", r["model"]) for r in llm.requests]
+    assert asked == [("extraction", "extract"), ("reply", "shop")]
+
+    backend = EndpointBackend(
+        "http://unused", "shop", api_key="", concurrency=1, reply={}, extraction_max_tokens=8, structured_output=True,
+        client=llm, extraction_model_name="extract",
+    )  # fmt: skip
+    answered = {"role": "assistant", "content": "(reference)"}
+    records = [
+        {"id": "e", "task": "extract", "schema": "product_query", "messages": [{"role": "user", "content": "手机"}]},
+        {"id": "r", "task": "faq", "messages": [{"role": "user", "content": "怎么退货？"}]},
+    ]
+    backend.generate([{**record, "messages": [*record["messages"], answered]} for record in records])
+    asked_by_message = {r["messages"][-1]["content"]: r["model"] for r in llm.requests[2:]}
+    assert asked_by_message == {"手机": "extract", "怎么退货？": "shop"}
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from conftest import invoke_shoptune
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from shoptune.config import load_config
+from shoptune.config.loader import ConfigError
 from shoptune.core.errors import BadInputError
 from shoptune.core.paths import CONFIGS_DIR
 from shoptune.shop.render import render_text
@@ -91,6 +92,19 @@ def test_records_without_trainable_tokens_or_too_long_stop_the_run(tmp_path: Pat
     )
     with pytest.raises(BadInputError, match=r"1 record\(s\) in .* cannot be trained on:\n.*id long-1"):
         build_rows(data, tokenizer, 4096)
+
+
+def test_train_tasks_keeps_only_those_tasks_records(tiny_qwen_dir: Path, tiny_data: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_qwen_dir)
+    records = _records(tiny_data / "train.jsonl")
+    extraction = build_rows(tiny_data / "train.jsonl", tokenizer, 4096, tasks=("extract",)).rows
+    replies = build_rows(tiny_data / "train.jsonl", tokenizer, 4096, tasks=("faq", "recommend", "chat", "refusal")).rows
+    assert 0 < len(extraction) < len(records)
+    assert len(extraction) == sum(r["task"] == "extract" for r in records)
+    assert len(extraction) + len(replies) == len(records)
+    assert load_config(TINY, ["train.tasks=[extract]"]).train.tasks == ("extract",)
+    with pytest.raises(ConfigError, match=r"train\.tasks: applies to SFT only; dpo trains on the pairs"):
+        load_config(TINY, ["train.method=dpo", "train.tasks=[faq]"])
 
 
 def test_compact_fused_head_gives_the_standard_loss(tiny_qwen_dir: Path, tiny_data: Path) -> None:

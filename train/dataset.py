@@ -10,7 +10,7 @@ before it starts, listing every offending record: a record longer than `train.ma
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,11 +36,14 @@ class TrainingRows:
         return Dataset.from_list(self.rows)
 
 
-def build_rows(path: Path, tokenizer: Any, max_length: int) -> TrainingRows:
+def build_rows(path: Path, tokenizer: Any, max_length: int, tasks: Collection[str] | None = None) -> TrainingRows:
+    """The training rows of `path`'s records (of `tasks` only, when given)."""
     records = read_records(path)
     rows, problems = [], []
     tokens = trainable = 0
     for line, record in enumerate(records, start=1):
+        if tasks is not None and record["task"] not in tasks:
+            continue
         where = f"{path}:{line} (id {record['id']})"
         record = in_the_one_form(record)
         try:

@@ -15,6 +15,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,8 @@ def _generation_sample(val_path: Path, config: ShoptuneConfig) -> list[dict[str,
         return []
     from shoptune.shop.reading import read_records
 
+    if "extract" not in config.train.tasks:
+        return []
     return [r for r in read_records(val_path) if r["task"] == "extract"][:wanted]
 
 
@@ -376,7 +379,7 @@ def _load_inputs(config: ShoptuneConfig, data_dir: Path | None, run: RunFolder, 
             raise BadInputError(f"--data {data_dir}: no {' or '.join(absent)} there (build one: shoptune data build)")
     data_dir = ensure_dataset(config, Path(data_dir or config.data.dir), tokenizer, log)
     require_valid(data_dir / "train.jsonl", data_dir / "val.jsonl")
-    rows_dir, rows_of = data_dir, build_rows
+    rows_dir, rows_of = data_dir, partial(build_rows, tasks=config.train.tasks)
     if config.train.method == "grpo":
         from shoptune.train.grpo import prompt_rows
 
@@ -390,6 +393,9 @@ def _load_inputs(config: ShoptuneConfig, data_dir: Path | None, run: RunFolder, 
     val = rows_dir / "val.jsonl"
     train_rows = rows_of(rows_dir / "train.jsonl", tokenizer, config.train.max_length)
     val_rows = rows_of(val, tokenizer, config.train.max_length) if val.is_file() else TrainingRows([], 0, 0)
+    if not train_rows.rows:
+        tasks = ", ".join(config.train.tasks)
+        raise BadInputError(f"{rows_dir / 'train.jsonl'}: no record to train on (train.tasks: {tasks})")
     if config.train.method == "kto":
         from shoptune.train.preference import unpaired
 

@@ -322,6 +322,13 @@ class TrainConfig(ConfigSection):
     training, e.g. DPO after SFT; its LoRA shape (rank, alpha, target modules) is the one trained.
     None: a fresh adapter on the base model."""
 
+    tasks: Annotated[Items[Literal[TASKS]], NonEmpty] = TASKS
+    """Which records an SFT run trains on (train and validation split alike). All tasks: one adapter
+    for everything. One task or a few: one adapter per task, served side by side by vLLM multi-LoRA
+    (`serve vllm --lora extract=EXTRACT_RUN/final/adapter --lora shop=REPLY_RUN/final/adapter` with
+    `serve.extraction_model_name: extract`), so a small model's extraction and replies stop competing for one
+    adapter's gradient."""
+
     preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
 
@@ -433,6 +440,9 @@ class TrainConfig(ConfigSection):
         length), padding-free in DPO only."""
         if self.method == "sft":
             return self
+        if self.tasks != TASKS:
+            where = "train.grpo.tasks" if self.method == "grpo" else "the pairs"
+            raise rule_broken("tasks", f"applies to SFT only; {self.method} trains on {where}")
         if self.batching == "packed" or (self.batching == "padding_free" and self.method != "dpo"):
             raise rule_broken("batching", f"{self.method} trains on padded batches (padding_free: dpo only)")
         if self.group_by_length:
@@ -506,6 +516,12 @@ class ServeConfig(ConfigSection):
     host: str = "127.0.0.1"
     served_model_name: str = "shop"
     """The name clients (the storefront, `eval run --endpoint`) use for the served model."""
+
+    extraction_model_name: NonBlank | None = None
+    """The served name that answers extraction calls (the storefront's and evaluations through an
+    endpoint), where it differs from `served_model_name`: with one adapter per task (`train.tasks`)
+    vLLM serves the base model with both adapters (`--lora extract=DIR --lora shop=DIR`), this names
+    the extraction adapter and `served_model_name` the reply adapter. None: one model answers all."""
 
     vllm_port: Port = 8000
     app_port: Port = 8080
