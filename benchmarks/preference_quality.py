@@ -72,6 +72,18 @@ def _log(line: str) -> None:
     print(f"  {line}", flush=True)
 
 
+def data_dir(run: Path) -> Path:
+    """The data folder a finished training run trained on (its manifest says)."""
+    return Path(json.loads((run / "manifest.json").read_text(encoding="utf-8"))["data"]["dir"])
+
+
+def suites(run: Path, replies: Path | None) -> dict[str, tuple[Path, str]]:
+    """Suite name -> (records, eval task) the benchmarks evaluate a model of `run`'s corpus on: its
+    test split, the prompt-injection suite and, when given, the `replies` suite."""
+    chosen = {"test": (data_dir(run) / "test.jsonl", "shop"), "injection": (INJECTION_SUITE, "injection")}
+    return {**chosen, "replies": (replies, "shop")} if replies is not None else chosen
+
+
 def continued(sft: Path, method: str, steps: int, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """Train `method` for `steps` from the SFT run's adapter, with the SFT run's config otherwise."""
     from shoptune.config import load_config
@@ -100,9 +112,8 @@ def continued(sft: Path, method: str, steps: int, args: argparse.Namespace, out:
             temperature=args.temperature,
         ),
     )
-    data = Path(json.loads((sft / "manifest.json").read_text(encoding="utf-8"))["data"]["dir"])
     started = time.perf_counter()
-    result = run_training(config.replace(train=train), out_dir=out, data_dir=data, log=_log)
+    result = run_training(config.replace(train=train), out_dir=out, data_dir=data_dir(sft), log=_log)
     return {"train_seconds": round(time.perf_counter() - started, 1), "final_metrics": result.manifest["final_metrics"]}
 
 
@@ -118,12 +129,9 @@ def evaluate(
     from shoptune.train.merge import merge_run
 
     config = load_config(run / "config.yaml")
-    test = Path(json.loads((run / "manifest.json").read_text(encoding="utf-8"))["data"]["dir"]) / "test.jsonl"
-    suites = {"test": (test, "shop"), "injection": (INJECTION_SUITE, "injection")}
-    if replies is not None:
-        suites["replies"] = (replies, "shop")
-    reports = {suite: work / name / f"eval-{suite}" for suite in suites}
-    missing = [suite for suite in suites if not (reports[suite] / "report.json").is_file()]
+    evaluated = suites(run, replies)
+    reports = {suite: work / name / f"eval-{suite}" for suite in evaluated}
+    missing = [suite for suite in evaluated if not (reports[suite] / "report.json").is_file()]
     if not missing:
         return reports  # evaluated already in this work folder (the SFT baseline of an earlier variant)
     merged = work / name / "merged"
@@ -132,7 +140,7 @@ def evaluate(
     identity = {"name": f"{config.name}-{name}-merged", "directory": str(merged), "merged_from": str(run)}
     with VllmServer(merged, config.serve, "shop", free_port(), log_path=work / name / "vllm.log") as server:
         for suite in missing:
-            data, task = suites[suite]
+            data, task = evaluated[suite]
             evaluate_endpoint(
                 config, data, server.base_url, server.served_name, structured=True, out_dir=reports[suite],
                 identity=identity, log=_log, task_name=task, baseline=baseline[suite] if baseline else None,
@@ -146,8 +154,7 @@ def _user_turns(record: dict[str, Any]) -> str:
 
 def held_out(replies: Path, sft: Path, work: Path) -> Path:
     """`replies` without the records whose user turns the SFT run trained on, so the suite is unseen."""
-    data = Path(json.loads((sft / "manifest.json").read_text(encoding="utf-8"))["data"]["dir"])
-    seen = {_user_turns(json.loads(line)) for line in (data / "train.jsonl").open(encoding="utf-8")}
+    seen = {_user_turns(json.loads(line)) for line in (data_dir(sft) / "train.jsonl").open(encoding="utf-8")}
     kept = [line for line in replies.open(encoding="utf-8") if _user_turns(json.loads(line)) not in seen]
     out = work / "replies-held-out.jsonl"
     work.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from common import ROOT, WORK, write_result
-from preference_quality import INJECTION_SUITE, evaluate, held_out, markdown, rows
+from preference_quality import data_dir, evaluate, held_out, markdown, rows, suites
 
 from shoptune.config.schema import TASKS
 
@@ -40,16 +40,12 @@ def _log(line: str) -> None:
     print(f"  {line}", flush=True)
 
 
-def _data_dir(run: Path) -> Path:
-    return Path(json.loads((run / "manifest.json").read_text(encoding="utf-8"))["data"]["dir"])
-
-
 def steps_for(sft: Path, tasks: tuple[str, ...]) -> int:
     """The shared run's steps times `tasks`' share of its training split: what it spent on them."""
     from shoptune.config import load_config
     from shoptune.shop.reading import read_records
 
-    records = read_records(_data_dir(sft) / "train.jsonl")
+    records = read_records(data_dir(sft) / "train.jsonl")
     share = sum(record["task"] in tasks for record in records) / len(records)
     return max(1, round(load_config(sft / "config.yaml").train.max_steps * share))
 
@@ -65,7 +61,7 @@ def train_adapter(sft: Path, tasks: tuple[str, ...], steps: int, out: Path) -> d
     config = load_config(sft / "config.yaml")
     train = config.train.replace(tasks=tasks, max_steps=steps, save_steps=min(config.train.save_steps, steps))
     started = time.perf_counter()
-    result = run_training(config.replace(train=train), out_dir=out, data_dir=_data_dir(sft), log=_log)
+    result = run_training(config.replace(train=train), out_dir=out, data_dir=data_dir(sft), log=_log)
     seconds = round(time.perf_counter() - started, 1)
     return {"train_seconds": seconds, "steps": steps, "final_metrics": result.manifest["final_metrics"]}
 
@@ -83,11 +79,9 @@ def evaluate_adapters(
 
     config = load_config(sft / "config.yaml")
     config = config.replace(serve=config.serve.replace(extraction_model_name="extract"))
-    suites = {"test": (_data_dir(sft) / "test.jsonl", "shop"), "injection": (INJECTION_SUITE, "injection")}
-    if replies is not None:
-        suites["replies"] = (replies, "shop")
-    reports = {suite: work / "per-task" / f"eval-{suite}" for suite in suites}
-    missing = [suite for suite in suites if not (reports[suite] / "report.json").is_file()]
+    evaluated = suites(sft, replies)
+    reports = {suite: work / "per-task" / f"eval-{suite}" for suite in evaluated}
+    missing = [suite for suite in evaluated if not (reports[suite] / "report.json").is_file()]
     if not missing:
         return reports
     loras = [LoraModule(name, run / "final" / "adapter") for name, run in runs.items()]
@@ -96,7 +90,7 @@ def evaluate_adapters(
     log_path = work / "per-task" / "vllm.log"
     with VllmServer(base, config.serve, "base", free_port(), loras=loras, log_path=log_path) as server:
         for suite in missing:
-            data, task = suites[suite]
+            data, task = evaluated[suite]
             evaluate_endpoint(
                 config, data, server.base_url, "shop", structured=True, out_dir=reports[suite], identity=identity,
                 log=_log, task_name=task, baseline=baseline[suite], extraction_model_name="extract",

@@ -162,12 +162,10 @@ def _eval_subset(rows: TrainingRows, limit: int | None):
 def _generation_sample(val_path: Path, config: ShoptuneConfig) -> list[dict[str, Any]]:
     """The first N validation extraction records (fixed, so the curve compares like with like)."""
     wanted = config.train.generation_eval_records
-    if not wanted:
+    if not wanted or "extract" not in config.train.tasks:
         return []
     from shoptune.shop.reading import read_records
 
-    if "extract" not in config.train.tasks:
-        return []
     return [r for r in read_records(val_path) if r["task"] == "extract"][:wanted]
 
 
@@ -394,13 +392,21 @@ def _load_inputs(config: ShoptuneConfig, data_dir: Path | None, run: RunFolder, 
     train_rows = rows_of(rows_dir / "train.jsonl", tokenizer, config.train.max_length)
     val_rows = rows_of(val, tokenizer, config.train.max_length) if val.is_file() else TrainingRows([], 0, 0)
     if not train_rows.rows:
-        tasks = ", ".join(config.train.tasks)
-        raise BadInputError(f"{rows_dir / 'train.jsonl'}: no record to train on (train.tasks: {tasks})")
+        raise BadInputError(f"{rows_dir / 'train.jsonl'}: no record to train on{_chosen_by(config)}")
     if config.train.method == "kto":
         from shoptune.train.preference import unpaired
 
         train_rows, val_rows = unpaired(train_rows, config.train.seed), unpaired(val_rows, config.train.seed)
     return TrainingInputs(model_dir, tokenizer, data_dir, train_rows, val_rows, rows_dir, init_adapter)
+
+
+def _chosen_by(config: ShoptuneConfig) -> str:
+    """The setting that chose which records of the data folder a run of this method trains on."""
+    if config.train.method == "sft":
+        return f" (train.tasks: {', '.join(config.train.tasks)})"
+    if config.train.method == "grpo":
+        return f" (train.grpo.tasks: {', '.join(config.train.grpo.tasks)})"
+    return ""
 
 
 def _start_manifest(

@@ -434,15 +434,20 @@ class TrainConfig(ConfigSection):
         return self
 
     @model_validator(mode="after")
+    def _tasks_choose_sft_records(self) -> TrainConfig:
+        """Preference methods train on their pairs and GRPO on `grpo.tasks`' prompts, not on `tasks`."""
+        if self.method != "sft" and self.tasks != TASKS:
+            where = "train.grpo.tasks" if self.method == "grpo" else "the pairs"
+            raise rule_broken("tasks", f"applies to SFT only; {self.method} trains on {where}")
+        return self
+
+    @model_validator(mode="after")
     def _preference_batches(self) -> TrainConfig:
         """TRL's preference trainers batch a record's chosen and rejected answers together, and
         GRPO a prompt's sampled answers: no packing, no length grouping (their rows have no single
         length), padding-free in DPO only."""
         if self.method == "sft":
             return self
-        if self.tasks != TASKS:
-            where = "train.grpo.tasks" if self.method == "grpo" else "the pairs"
-            raise rule_broken("tasks", f"applies to SFT only; {self.method} trains on {where}")
         if self.batching == "packed" or (self.batching == "padding_free" and self.method != "dpo"):
             raise rule_broken("batching", f"{self.method} trains on padded batches (padding_free: dpo only)")
         if self.group_by_length:
