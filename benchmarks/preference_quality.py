@@ -72,9 +72,14 @@ def _log(line: str) -> None:
     print(f"  {line}", flush=True)
 
 
+def run_manifest(run: Path) -> dict[str, Any]:
+    """A finished training run's manifest: its data folder, final metrics, versions."""
+    return json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+
+
 def data_dir(run: Path) -> Path:
     """The data folder a finished training run trained on (its manifest says)."""
-    return Path(json.loads((run / "manifest.json").read_text(encoding="utf-8"))["data"]["dir"])
+    return Path(run_manifest(run)["data"]["dir"])
 
 
 def suites(run: Path, replies: Path | None) -> dict[str, tuple[Path, str]]:
@@ -249,8 +254,7 @@ def main() -> None:
         if not (out / "final" / "adapter").is_dir():
             training[name] = continued(args.sft, method, steps, args, out)
         else:  # trained by an earlier invocation into this work folder: its manifest has the figures
-            manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-            training[name] = {"trained_earlier": True, "final_metrics": manifest["final_metrics"]}
+            training[name] = {"trained_earlier": True, "final_metrics": run_manifest(out)["final_metrics"]}
         tuned[name] = evaluate(out, name, work, sft_reports, args.replies_test)
     table = rows(sft_reports, tuned)
     print(markdown(table, list(tuned)), flush=True)

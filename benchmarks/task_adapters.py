@@ -20,13 +20,12 @@ Results: `benchmarks/results/quality/task_adapters.json`.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from common import ROOT, WORK, write_result
-from preference_quality import data_dir, evaluate, held_out, markdown, rows, suites
+from preference_quality import data_dir, evaluate, held_out, markdown, rows, run_manifest, suites
 
 from shoptune.config.schema import TASKS
 
@@ -56,8 +55,7 @@ def train_adapter(sft: Path, tasks: tuple[str, ...], steps: int, out: Path) -> d
     from shoptune.train.recipe import run_training
 
     if (out / "final" / "adapter").is_dir():  # trained by an earlier invocation: its manifest has the figures
-        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-        return {"trained_earlier": True, "steps": steps, "final_metrics": manifest["final_metrics"]}
+        return {"trained_earlier": True, "steps": steps, "final_metrics": run_manifest(out)["final_metrics"]}
     config = load_config(sft / "config.yaml")
     train = config.train.replace(tasks=tasks, max_steps=steps, save_steps=min(config.train.save_steps, steps))
     started = time.perf_counter()
