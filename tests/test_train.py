@@ -138,6 +138,38 @@ def test_lora_top_layers_adapts_only_the_top_layers(tiny_qwen_dir: Path) -> None
         with_lora(AutoModelForCausalLM.from_pretrained(tiny_qwen_dir), too_many)
 
 
+@pytest.mark.parametrize(("precision", "frozen"), [("bf16", torch.bfloat16), ("fp32", torch.float32)])
+def test_cpu_training_holds_frozen_weights_in_the_compute_precision(tiny_qwen_dir: Path, precision, frozen) -> None:
+    from shoptune.train.model import load_base_for_training, with_lora
+
+    config = load_config(TINY, [f"train.precision={precision}"]).train
+    model = with_lora(load_base_for_training(tiny_qwen_dir, config, "cpu"), config)
+    dtypes = {p.dtype for _, p in model.named_parameters() if not p.requires_grad}
+    assert dtypes == {frozen}
+    assert {p.dtype for _, p in model.named_parameters() if p.requires_grad} == {torch.float32}
+    assert model.config._attn_implementation == "eager"  # train.attention "auto" on a CPU
+    sdpa = load_config(TINY, ["train.attention=sdpa"]).train
+    assert load_base_for_training(tiny_qwen_dir, sdpa, "cpu").config._attn_implementation == "sdpa"
+
+
+def test_loraplus_optimizer_trains_b_at_the_ratio(tiny_qwen_dir: Path, tmp_path: Path) -> None:
+    from trl import SFTConfig
+
+    from shoptune.train.model import loraplus_optimizer, with_lora
+
+    config = load_config(TINY, ["train.loraplus_lr_ratio=16", "train.learning_rate=1e-3"]).train
+    model = with_lora(AutoModelForCausalLM.from_pretrained(tiny_qwen_dir), config)
+    arguments = SFTConfig(output_dir=str(tmp_path), learning_rate=config.learning_rate, use_cpu=True, report_to="none")
+    optimizer = loraplus_optimizer(model, arguments, config.loraplus_lr_ratio)
+    rate = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    assert set(rate) == {id(p) for p in trainable.values()}
+    assert {rate[id(p)] for name, p in trainable.items() if "lora_A" in name} == {1e-3}
+    assert {rate[id(p)] for name, p in trainable.items() if "lora_B" in name} == {16e-3}
+    with pytest.raises(ConfigError, match="loraplus_lr_ratio"):
+        load_config(TINY, ["train.loraplus_lr_ratio=0.5"])
+
+
 def test_run_folder(tiny_run: Path, tiny_data: Path) -> None:
     for name in (
         "config.yaml",
@@ -149,7 +181,8 @@ def test_run_folder(tiny_run: Path, tiny_data: Path) -> None:
         "final/adapter/chat_template.jinja",
     ):
         assert (tiny_run / name).is_file(), name
-    assert load_config(tiny_run / "config.yaml") == load_config(TINY, ["train.generation_eval_records=4"])
+    resolved = ["train.generation_eval_records=4", "train.attention=eager"]  # "auto" is eager on a CPU
+    assert load_config(tiny_run / "config.yaml") == load_config(TINY, resolved)
     manifest = json.loads((tiny_run / "manifest.json").read_text())
     assert manifest["status"] == "finished" and manifest["seed"] == 42
     assert manifest["git"]["commit"] and "torch" in manifest["packages"] and "trl" in manifest["packages"]

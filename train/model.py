@@ -1,8 +1,11 @@
 """Load the base model for training and wrap it with LoRA adapters (PEFT).
 
-CPU: fp32 weights (bf16 precision means autocast on top). GPU: bf16/fp16 weights, or 4-bit
-nf4 with double quantisation for QLoRA. No `modules_to_save`: vLLM rejects adapters that
-carry `embed_tokens`/`lm_head`, so adapters stay pure low-rank deltas on the projections.
+Frozen base weights in the compute precision: bf16 on a GPU and, with bf16 autocast, on a CPU too
+(no per-step cast of every weight: 12% faster steps here); fp16 on a GPU; fp32 otherwise; 4-bit nf4
+with double quantisation for QLoRA. The adapters themselves stay fp32 (PEFT upcasts them).
+
+No `modules_to_save`: vLLM rejects adapters that carry `embed_tokens`/`lm_head`, so adapters stay
+pure low-rank deltas on the projections.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ def weights_dtype(config: TrainConfig, device: str):
 
     if device.startswith("cuda"):
         return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[config.precision]
-    return torch.float32  # CPU autocast handles bf16 compute; master weights stay fp32
+    return torch.bfloat16 if config.precision == "bf16" else torch.float32  # CPU fp16: no autocast, fp32
 
 
 def quantization_config(config: TrainConfig):
@@ -39,6 +42,8 @@ def quantization_config(config: TrainConfig):
 def load_base_for_training(model_dir: Path, config: TrainConfig, device: str) -> Any:
     from transformers import AutoModelForCausalLM
 
+    from shoptune.core.hardware import resolve_attention
+
     if config.adapter == "qlora" and not device.startswith("cuda"):
         raise EnvironmentProblem(
             "train.adapter=qlora needs a CUDA GPU (bitsandbytes 4-bit); use train.adapter=lora on this machine"
@@ -50,7 +55,7 @@ def load_base_for_training(model_dir: Path, config: TrainConfig, device: str) ->
         use_safetensors=True,
         trust_remote_code=False,
         local_files_only=True,
-        attn_implementation="sdpa",
+        attn_implementation=resolve_attention(config.attention, device),
     )
     if config.adapter == "qlora":
         prepare_for_4bit_training(model, config)
@@ -121,6 +126,25 @@ def with_lora(model: Any, config: TrainConfig) -> Any:
 
     check_target_modules(model, config)
     return get_peft_model(model, lora_config(config, adapted_layers(model.config.num_hidden_layers, config)))
+
+
+def loraplus_optimizer(model: Any, arguments: Any, ratio: float) -> Any:
+    """The optimizer `arguments` name (e.g. AdamW) over the adapter's parameters, with the B
+    matrices at `ratio` times the learning rate (LoRA+). The Trainer builds its schedule on top, so
+    warm-up and decay scale both rates alike."""
+    from peft.optimizers import create_loraplus_optimizer
+    from transformers import Trainer
+
+    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(arguments, model)
+    optimizer_kwargs.pop("lr", None)
+    return create_loraplus_optimizer(
+        model,
+        optimizer_cls,
+        lr=arguments.learning_rate,
+        loraplus_lr_ratio=ratio,
+        loraplus_weight_decay=arguments.weight_decay,
+        **optimizer_kwargs,
+    )
 
 
 def init_adapter_dir(where: str, base_model: str) -> Path:

@@ -191,12 +191,18 @@ def _trim_metrics(path: Path, last_step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
-def with_resolved_precision(config: ShoptuneConfig, device: str) -> ShoptuneConfig:
-    """The config with `train.precision` as this machine runs it ("auto" decided here), so the
-    run's config.yaml and manifest say what was really used."""
-    from shoptune.core.hardware import resolve_precision
+def with_resolved_machine_settings(config: ShoptuneConfig, device: str) -> ShoptuneConfig:
+    """The config with `train.precision` and `train.attention` as this machine runs them ("auto"
+    decided here), so the run's config.yaml and manifest say what was really used."""
+    from shoptune.core.hardware import resolve_attention, resolve_precision
 
-    return config.replace(train=config.train.replace(precision=resolve_precision(config.train.precision, device)))
+    train = config.train
+    return config.replace(
+        train=train.replace(
+            precision=resolve_precision(train.precision, device),
+            attention=resolve_attention(train.attention, device),
+        )
+    )
 
 
 def _final_eval(trainer: Any) -> dict[str, Any]:
@@ -358,7 +364,7 @@ def _prepare_process(config: ShoptuneConfig, out_dir: Path) -> tuple[ShoptuneCon
         from shoptune.train.grpo import require_generation_device
 
         require_generation_device(config, device)
-    return with_resolved_precision(config, device), process
+    return with_resolved_machine_settings(config, device), process
 
 
 def _load_inputs(config: ShoptuneConfig, data_dir: Path | None, run: RunFolder, log: Log) -> TrainingInputs:
@@ -483,6 +489,15 @@ def _method_inputs(config: ShoptuneConfig) -> dict[str, Any]:
     return {"reward_funcs": reward_functions(config)}
 
 
+def _optimizer(config: ShoptuneConfig, model: Any, arguments: Any) -> Any:
+    """LoRA+'s optimizer when `train.loraplus_lr_ratio` is set; None lets the Trainer build its own."""
+    if config.train.loraplus_lr_ratio is None:
+        return None
+    from shoptune.train.model import loraplus_optimizer
+
+    return loraplus_optimizer(model, arguments, config.train.loraplus_lr_ratio)
+
+
 def _build_trainer(
     config: ShoptuneConfig, run: RunFolder, inputs: TrainingInputs, device: str, log: Log
 ) -> BuiltTrainer:
@@ -500,11 +515,13 @@ def _build_trainer(
     )
     metrics, guard = MetricsFile(run.metrics), NonFiniteLossGuard()
     generation = GenerationMetrics(_generation_sample(inputs.data_dir / "val.jsonl", config), inputs.tokenizer)
+    arguments = _training_arguments(config, run, device, has_eval=bool(inputs.val_rows.rows))
     with unhashed_transforms():
         trainer = _trainer_class(config)(
             **_method_inputs(config),
             model=model,
-            args=_training_arguments(config, run, device, has_eval=bool(inputs.val_rows.rows)),
+            args=arguments,
+            optimizers=(_optimizer(config, model, arguments), None),
             train_dataset=inputs.train_rows.to_dataset(),
             eval_dataset=_eval_subset(inputs.val_rows, config.train.eval_records),
             processing_class=inputs.tokenizer,

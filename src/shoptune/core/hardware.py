@@ -53,6 +53,15 @@ def resolve_precision(precision: str, device: str) -> str:
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
+def resolve_attention(attention: str, device: str) -> str:
+    """`train.attention` as it will run: "auto" is SDPA on a GPU (its flash kernels) and eager on a
+    CPU, where at the short records of these runs (100-500 tokens) the plain matmul path is faster
+    than SDPA's CPU flash kernel (README, "Faster steps")."""
+    if attention != "auto":
+        return attention
+    return "sdpa" if device.startswith("cuda") else "eager"
+
+
 def resolve_serve_dtype(dtype: str) -> str:
     """`serve.dtype` as vLLM gets it: "auto" is vLLM's own choice on a GPU (the checkpoint's
     dtype), and on a CPU bfloat16 where the CPU has native bf16, else float32."""
