@@ -364,7 +364,7 @@ class TrainConfig(ConfigSection):
 
     attention: Literal["auto", "sdpa", "eager"] = "auto"
     """Attention kernel in training. "auto": SDPA on a GPU; eager on a CPU, where SDPA's flash
-    kernel costs more than it saves at 100-500 tokens (SmolLM2-135M, 2 records a step: 689 -> 583 ms
+    kernel costs more than it saves at 85-640 tokens (SmolLM2-135M, 2 records a step: 689 -> 583 ms
     a step on extraction records). Resolved when a run starts; its config.yaml holds the result."""
 
     gradient_checkpointing: bool = True

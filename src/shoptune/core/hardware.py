@@ -55,7 +55,7 @@ def resolve_precision(precision: str, device: str) -> str:
 
 def resolve_attention(attention: str, device: str) -> str:
     """`train.attention` as it will run: "auto" is SDPA on a GPU (its flash kernels) and eager on a
-    CPU, where at the short records of these runs (100-500 tokens) the plain matmul path is faster
+    CPU, where at the short records of these runs (85-640 tokens) the plain matmul path is faster
     than SDPA's CPU flash kernel (README, "Faster steps")."""
     if attention != "auto":
         return attention
